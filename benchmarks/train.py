@@ -1,0 +1,176 @@
+"""Training benchmark: throughput, memory and val quality over wall-clock time.
+
+Trains the default `hyp-nerf` config (through nerfstudio's Trainer, so exactly what
+`ns-train hyp-nerf` runs) on a category for a fixed training-time budget, evaluating every
+object's val views at fixed points in time. Evaluation time is not counted as training time.
+
+    python benchmarks/train.py --data ../shared/data/chairs-dev --minutes 30
+
+Prints a table and writes JSON (default benchmarks/results/train.json).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import resource
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+import tyro
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from method_configs import hyp_nerf
+from nerfstudio.engine.trainer import Trainer
+
+from hypnerf_ns.training import train_step
+
+CONSOLE = Console()
+
+
+@dataclass
+class Args:
+    data: Path = Path("../shared/data/chairs-dev")
+    """Category root."""
+    minutes: float = 30.0
+    """Training-time budget (evaluation excluded)."""
+    eval_at_minutes: List[float] = field(default_factory=lambda: [1, 2, 5, 10, 15, 20, 25, 30])
+    """Training times at which every object's val views are evaluated (plus the end)."""
+    resolution_scale: float = 0.5
+    """Image scale: 0.5 turns the 128 px dev chairs into 64 px."""
+    max_objects: Optional[int] = None
+    """Use only the first N objects (quick runs)."""
+    output: Path = Path("benchmarks/results/train.json")
+    seed: int = 0
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make_trainer(args: Args, workdir: Path) -> Trainer:
+    config = copy.deepcopy(hyp_nerf.config)
+    data = args.data
+    if args.max_objects is not None:
+        subset = workdir / "data"
+        subset.mkdir()
+        objects = sorted(p for p in args.data.iterdir() if (p / "transforms_train.json").is_file())
+        for folder in objects[: args.max_objects]:
+            (subset / folder.name).symlink_to(folder.resolve())
+        data = subset
+    config.pipeline.datamanager.data = data
+    config.pipeline.datamanager.dataparser.data = data
+    config.pipeline.datamanager.camera_res_scale_factor = args.resolution_scale
+    config.vis = "tensorboard"
+    config.output_dir = workdir / "outputs"
+    config.machine.seed = args.seed
+    config.steps_per_save = 10**9
+    config.set_timestamp()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    return trainer
+
+
+@torch.no_grad()
+def evaluate(trainer: Trainer) -> Dict[str, Dict[str, float]]:
+    """Mean PSNR/SSIM over each object's val views."""
+    pipeline = trainer.pipeline
+    model, dataset = pipeline.model, pipeline.datamanager.eval_dataset
+    model.eval()
+    per_object: Dict[str, List[Dict[str, float]]] = defaultdict(list)
+    object_of_image = dataset.metadata["object_index_of_image"]
+    for i in range(len(dataset)):
+        camera = dataset.cameras[i : i + 1].to(model.device)
+        outputs = model.get_outputs_for_camera(camera)
+        metrics, _ = model.get_image_metrics_and_images(outputs, dataset[i])
+        per_object[model.object_ids[object_of_image[i]]].append(metrics)
+    model.train()
+    return {
+        obj: {k: sum(m[k] for m in ms) / len(ms) for k in ("psnr", "ssim")} for obj, ms in per_object.items()
+    }
+
+
+def main(args: Args) -> None:
+    torch.manual_seed(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = make_trainer(args, Path(tmp))
+        model = trainer.pipeline.model
+        rays_per_step = trainer.pipeline.datamanager.config.train_num_rays_per_batch
+        budget = args.minutes * 60.0
+        checkpoints = sorted({m * 60.0 for m in args.eval_at_minutes if m * 60.0 < budget} | {budget})
+        train_seconds, step, rays, samples = 0.0, 0, 0, 0.0
+        timeline, window = [], []
+        with Progress(console=CONSOLE, transient=True) as progress:
+            task = progress.add_task("training", total=budget)
+            for at in checkpoints:
+                while train_seconds < at:
+                    result = train_step(trainer, step)
+                    train_seconds += result.seconds
+                    step += 1
+                    rays += rays_per_step
+                    step_samples = result.metrics["samples_per_ray"] * rays_per_step
+                    samples += step_samples
+                    window.append((result.seconds, step_samples, result.loss))
+                    progress.update(task, completed=min(train_seconds, budget), description=f"step {step} loss {result.loss:.4f}")
+                eval_start = time.perf_counter()
+                quality = evaluate(trainer)
+                recent_time = sum(w[0] for w in window)
+                entry = {
+                    "train_seconds": round(train_seconds, 1),
+                    "step": step,
+                    "samples_per_second": sum(w[1] for w in window) / recent_time,
+                    "rays_per_second": len(window) * rays_per_step / recent_time,
+                    "samples_per_ray": sum(w[1] for w in window) / len(window) / rays_per_step,
+                    "loss": window[-1][2],
+                    "mean_psnr": sum(q["psnr"] for q in quality.values()) / len(quality),
+                    "mean_ssim": sum(q["ssim"] for q in quality.values()) / len(quality),
+                    "eval_seconds": round(time.perf_counter() - eval_start, 1),
+                    "peak_rss_mb": peak_rss_mb(),
+                    "objects": quality,
+                }
+                timeline.append(entry)
+                window = []
+                CONSOLE.print(
+                    f"{train_seconds / 60:5.1f} min  step {step:6d}  {entry['samples_per_second'] / 1e6:.2f} M samples/s  "
+                    f"PSNR {entry['mean_psnr']:.2f}  SSIM {entry['mean_ssim']:.3f}"
+                )
+
+    table = Table(title=f"hyp-nerf training on {len(model.object_ids)} objects ({args.data})")
+    for column in ("train min", "step", "M samples/s", "K rays/s", "samples/ray", "val PSNR", "val SSIM", "peak RSS MB"):
+        table.add_column(column, justify="right")
+    for e in timeline:
+        table.add_row(
+            f"{e['train_seconds'] / 60:.1f}", str(e["step"]), f"{e['samples_per_second'] / 1e6:.2f}",
+            f"{e['rays_per_second'] / 1e3:.1f}", f"{e['samples_per_ray']:.1f}", f"{e['mean_psnr']:.2f}",
+            f"{e['mean_ssim']:.3f}", f"{e['peak_rss_mb']:.0f}",
+        )  # fmt: skip
+    CONSOLE.print(table)
+    summary = {
+        "benchmark": "train",
+        "data": str(args.data),
+        "objects": len(model.object_ids),
+        "resolution_scale": args.resolution_scale,
+        "budget_minutes": args.minutes,
+        "threads": torch.get_num_threads(),
+        "overall_samples_per_second": samples / train_seconds,
+        "overall_rays_per_second": rays / train_seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "timeline": timeline,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = args.output.with_suffix(".json.tmp")
+    tmp_path.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp_path, args.output)
+    CONSOLE.print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

@@ -1,0 +1,168 @@
+"""Functional multi-resolution hash encoding whose tables are data, not module state.
+
+The hypernetwork generates one set of tables per object, so the encoding is a pure function
+of (points, which object each point belongs to, tables). All objects' tables are gathered from
+one flat tensor in one call: a batch may mix points of several objects without a Python loop.
+
+Coarse levels whose grid fits in the table are indexed densely (one entry per vertex, no
+collisions); finer levels use the spatial hash of Instant-NGP. Index math is int32.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cache, cached_property
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+# Spatial-hash primes of Instant-NGP, as wrapped int32 (int32 products wrap, which is all a hash needs).
+_PRIMES = (1, 2654435761 - 2**32, 805459861)
+
+
+@dataclass(frozen=True)
+class HashGridSpec:
+    """Shape of a multi-resolution hash grid: `num_levels` grids from `base_resolution` up to
+    `max_resolution` (geometric growth), each a table of `table_size` rows of `features` floats."""
+
+    num_levels: int = 8
+    features: int = 2
+    log2_table_size: int = 12
+    base_resolution: int = 16
+    max_resolution: int = 128
+
+    @property
+    def table_size(self) -> int:
+        return 2**self.log2_table_size
+
+    @property
+    def output_dim(self) -> int:
+        return self.num_levels * self.features
+
+    @cached_property
+    def resolutions(self) -> tuple[int, ...]:
+        """Cells per axis of each level."""
+        if self.num_levels == 1:
+            return (self.base_resolution,)
+        growth = (self.max_resolution / self.base_resolution) ** (1.0 / (self.num_levels - 1))
+        return tuple(int(round(self.base_resolution * growth**level)) for level in range(self.num_levels))
+
+    @cached_property
+    def dense_levels(self) -> tuple[bool, ...]:
+        """Whether each level's (resolution + 1)^3 vertices fit in the table without hashing."""
+        return tuple((res + 1) ** 3 <= self.table_size for res in self.resolutions)
+
+
+def hash_encode_reference(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGridSpec) -> Tensor:
+    """Encode points with the hash grid of the object each point belongs to (pure torch).
+
+    The readable definition of the encoding, used on GPUs and wherever the CPU kernel is
+    unavailable; the CPU kernel must match it.
+
+    Args:
+        x: [P, 3] points in [0, 1]^3 (points outside are clamped to the border cells).
+        slot: [P] int index into the object axis of `tables`.
+        tables: [B, L, T, F] one table per object and level.
+        spec: the grid's shape; L, T and F must match `tables`.
+
+    Returns:
+        [P, L * F] trilinearly interpolated features, level-major.
+    """
+    num_objects, num_levels, table_size, features = tables.shape
+    device = x.device
+    res = torch.tensor(spec.resolutions, device=device, dtype=x.dtype)  # [L]
+    pos = x.clamp(0.0, 1.0)[:, None, :] * res[None, :, None]  # [P, L, 3]
+    cell = pos.floor().clamp_max(res[None, :, None] - 1)
+    frac = pos - cell  # [P, L, 3]
+    cell = cell.to(torch.int32)
+
+    # Per-axis index contributions for the two vertices (0 and 1) of a cell: [P, L, 3, 2].
+    vertex = torch.stack((cell, cell + 1), dim=-1)
+    dense = torch.tensor(spec.dense_levels, device=device)  # [L]
+    stride = torch.tensor(
+        [[1, r + 1, (r + 1) ** 2] if d else list(_PRIMES) for r, d in zip(spec.resolutions, spec.dense_levels)],
+        device=device,
+        dtype=torch.int32,
+    )  # [L, 3]
+    part = vertex * stride[None, :, :, None]
+    px, py, pz = part[:, :, 0], part[:, :, 1], part[:, :, 2]  # [P, L, 2] each
+    summed = px[..., :, None, None] + py[..., None, :, None] + pz[..., None, None, :]
+    hashed = px[..., :, None, None] ^ py[..., None, :, None] ^ pz[..., None, None, :]
+    index = torch.where(dense[None, :, None, None, None], summed, hashed) & (table_size - 1)  # [P, L, 2, 2, 2]
+
+    # One flat gather over all objects and levels.
+    offset = (slot.to(torch.int32)[:, None] * num_levels + torch.arange(num_levels, device=device, dtype=torch.int32)) * table_size
+    index = index.reshape(index.shape[0], num_levels, 8) + offset[:, :, None]
+    corner_features = torch.nn.functional.embedding(index, tables.reshape(-1, features))  # [P, L, 8, F]
+
+    # Trilinear weights in the same (x, y, z) vertex order as the indices: [P, L, 8].
+    wx = torch.stack((1 - frac[..., 0], frac[..., 0]), dim=-1)
+    wy = torch.stack((1 - frac[..., 1], frac[..., 1]), dim=-1)
+    wz = torch.stack((1 - frac[..., 2], frac[..., 2]), dim=-1)
+    weight = (wx[..., :, None, None] * wy[..., None, :, None] * wz[..., None, None, :]).reshape(-1, num_levels, 8)
+    return (corner_features * weight[..., None]).sum(dim=2).reshape(x.shape[0], num_levels * features)
+
+
+@cache
+def cpu_kernels() -> Optional[ModuleType]:
+    """The fused CPU kernels (csrc/hash_encoding.cpp), compiled on first use and cached by torch.
+
+    Returns None (and logs why, once) when they cannot be built, e.g. without a C++ compiler.
+    """
+    from torch.utils.cpp_extension import load_inline
+
+    source = (Path(__file__).parent / "csrc" / "hash_encoding.cpp").read_text()
+    try:
+        return load_inline(
+            name="hypnerf_hash_encoding",
+            cpp_sources=[source],
+            functions=["hash_encode_forward", "hash_encode_backward_tables", "hash_encode_backward_points"],
+            extra_cflags=["-O3", "-fopenmp", "-march=native", "-ffast-math"],
+            extra_ldflags=["-fopenmp"],
+        )
+    except Exception as error:  # noqa: BLE001 - any build failure means: use the reference
+        logger.warning("hash-encoding CPU kernel unavailable (%s); using the slower pure-torch encoding", error)
+        return None
+
+
+class _HashEncodeCPU(torch.autograd.Function):
+    """Autograd wrapper of the fused CPU kernels: gradients for the tables and, when asked, the points."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, slot: Tensor, tables: Tensor, resolutions: Tensor, dense: Tensor) -> Tensor:
+        kernels = cpu_kernels()
+        assert kernels is not None
+        ctx.save_for_backward(x, slot, tables, resolutions, dense)
+        return kernels.hash_encode_forward(x, slot, tables, resolutions, dense)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Optional[Tensor], ...]:
+        kernels = cpu_kernels()
+        x, slot, tables, resolutions, dense = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        grad_tables = grad_x = None
+        if ctx.needs_input_grad[2]:
+            grad_tables = kernels.hash_encode_backward_tables(grad_out, x, slot, list(tables.shape), resolutions, dense)
+        if ctx.needs_input_grad[0]:
+            grad_x = kernels.hash_encode_backward_points(grad_out, x, slot, tables, resolutions, dense)
+        return grad_x, None, grad_tables, None, None
+
+
+def hash_encode(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGridSpec) -> Tensor:
+    """`hash_encode_reference`, run by the fused kernel on the CPU when it is available.
+
+    Shapes as in `hash_encode_reference`: x [P, 3], slot [P], tables [B, L, T, F] -> [P, L * F].
+    """
+    if x.device.type != "cpu" or x.dtype != torch.float32 or cpu_kernels() is None:
+        return hash_encode_reference(x, slot, tables, spec)
+    resolutions = torch.tensor(spec.resolutions, dtype=torch.int32)
+    dense = torch.tensor(spec.dense_levels, dtype=torch.bool)
+    return _HashEncodeCPU.apply(
+        x.contiguous(), slot.to(torch.int32).contiguous(), tables.contiguous(), resolutions, dense
+    )

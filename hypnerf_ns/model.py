@@ -1,0 +1,329 @@
+"""HypNeRFModel: the category prior as a nerfstudio Model.
+
+Lifecycle as in nerfstudio's nerfacto: `populate_modules` builds the codebook, hypernetwork,
+field and occupancy grids; `get_outputs` renders a ray bundle whose rays carry their object
+(`ray_bundle.metadata["object_index"]`); `get_loss_dict` is RGB MSE (on a random background,
+so transparency is learnt) + KL of the codes; `get_image_metrics_and_images` is PSNR/SSIM on
+white. Rays without an object (the viewer, nerfstudio's export and render tools) show the
+object chosen in the viewer's controls, or a blend of two objects' codes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Literal, Optional, Tuple, Type
+
+import torch
+from torch import Tensor
+from nerfstudio.cameras.rays import Frustums, RayBundle, RaySamples
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.field_components.field_heads import FieldHeadNames
+from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
+from nerfstudio.models.base_model import Model, ModelConfig
+from nerfstudio.utils import colormaps
+from nerfstudio.viewer.viewer_elements import ViewerDropdown, ViewerSlider
+from nerfacc import accumulate_along_rays
+from torchmetrics.functional import structural_similarity_index_measure
+
+from hypnerf_ns.encoding import HashGridSpec
+from hypnerf_ns.field import HyperField
+from hypnerf_ns.hypernetwork import Codebook, Codes, HyperNetwork, NeRFParams
+from hypnerf_ns.sampling import OccupancyGrids, march, occupancy_from_density, packed_weights, ray_aabb
+
+
+@dataclass
+class HypNeRFModelConfig(ModelConfig):
+    """HyP-NeRF prior; defaults sized for a 2-core CPU (see README, "Default configuration")."""
+
+    _target: Type = field(default_factory=lambda: HypNeRFModel)
+    enable_collider: bool = False
+    """Rays are clipped to the object box by the model itself."""
+    collider_params: Optional[Dict[str, float]] = None
+    shape_code_dim: int = 32
+    """Size of each object's shape code (drives hash tables and density MLP)."""
+    color_code_dim: int = 32
+    """Size of each object's colour code (drives the colour MLP)."""
+    hyper_hidden_dim: int = 128
+    """Width of the hypernetwork trunks."""
+    hyper_layers: int = 2
+    """Hidden layers of each hypernetwork trunk."""
+    grid: HashGridSpec = field(default_factory=HashGridSpec)
+    """Hash grid generated for each object."""
+    mlp_hidden_dim: int = 32
+    """Width of the generated density and colour MLPs."""
+    geo_feat_dim: int = 15
+    """Geometry features from the density MLP to the colour MLP."""
+    sh_levels: int = 3
+    """Spherical-harmonics levels of the view direction."""
+    kl_weight: float = 1e-4
+    """Weight of the KL divergence of the codes to N(0, I)."""
+    entropy_weight: float = 0.0
+    """Weight of the binary entropy of ray accumulation (pushes rays to empty or opaque)."""
+    render_step_size: float = 1.0 / 128
+    """Distance between samples along a ray, in scene units (the object box is 1 wide)."""
+    occupancy_resolution: int = 32
+    """Cells per axis of each object's occupancy grid."""
+    occupancy_warmup_steps: int = 256
+    """Steps before the occupancy grids are first used (space is sampled densely before)."""
+    occupancy_update_every: int = 16
+    """Refresh the occupancy grids of `occupancy_objects_per_update` objects every this many steps."""
+    occupancy_objects_per_update: int = 8
+    """Objects whose grids are refreshed per update (round robin over the category)."""
+    occupancy_alpha_threshold: float = 0.01
+    """A cell is occupied if one step through it would be at least this opaque."""
+    eval_background_color: Literal["white", "black"] = "white"
+    """Background of rendered images (training uses random backgrounds)."""
+    predict_normals: bool = True
+    """Output rendered normals (density gradient) outside training; needed by ns-export poisson."""
+    active_object: Optional[str] = None
+    """Object (id) shown for rays that carry none (viewer, ns-render, ns-export); default the first."""
+
+
+class HypNeRFModel(Model):
+    """Hypernetwork NeRF prior over a category of objects."""
+
+    config: HypNeRFModelConfig
+
+    def populate_modules(self) -> None:
+        super().populate_modules()
+        metadata = self.kwargs.get("metadata") or {}
+        self.object_ids: List[str] = list(metadata.get("object_ids", []))
+        self.object_names: List[str] = list(metadata.get("object_names", self.object_ids))
+        if not self.object_ids:
+            raise ValueError("HypNeRFModel needs metadata['object_ids'] from the category dataparser")
+        cfg = self.config
+        aabb = self.scene_box.aabb.float()
+        self.field = HyperField(cfg.grid, aabb, cfg.mlp_hidden_dim, cfg.geo_feat_dim, cfg.sh_levels)
+        self.codebook = Codebook(len(self.object_ids), cfg.shape_code_dim, cfg.color_code_dim)
+        self.hypernetwork = HyperNetwork(
+            cfg.shape_code_dim,
+            cfg.color_code_dim,
+            cfg.hyper_hidden_dim,
+            cfg.hyper_layers,
+            self.field.table_shape,
+            self.field.density_shapes(),
+            self.field.color_shapes(),
+            self.field.init_mlp_params(torch.Generator().manual_seed(0)),
+        )
+        density_threshold = -math.log(1.0 - cfg.occupancy_alpha_threshold) / cfg.render_step_size
+        self.occupancy = OccupancyGrids(len(self.object_ids), cfg.occupancy_resolution, aabb, density_threshold)
+        self.renderer_rgb = RGBRenderer(background_color="random")
+        self.renderer_accumulation = AccumulationRenderer()
+        self.renderer_depth = DepthRenderer(method="expected")
+        self._blend_occupancy: Dict[Tuple[int, int, float, float], Tensor] = {}
+        self._add_viewer_controls()
+
+    # ---- objects and codes ---------------------------------------------------------------
+    def object_index(self, object_id: str) -> int:
+        """Index of a training object by id (or name)."""
+        for names in (self.object_ids, self.object_names):
+            if object_id in names:
+                return names.index(object_id)
+        raise KeyError(f"unknown object {object_id!r}; known: {', '.join(self.object_ids)}")
+
+    def get_extra_state(self) -> Dict[str, Any]:
+        """Object ids and names travel with the checkpoint."""
+        return {"object_ids": self.object_ids, "object_names": self.object_names}
+
+    def set_extra_state(self, state: Dict[str, Any]) -> None:
+        if list(state["object_ids"]) != self.object_ids:
+            raise ValueError(
+                f"checkpoint objects ({len(state['object_ids'])}) differ from the data's ({len(self.object_ids)}): "
+                "load it with the category it was trained on"
+            )
+        self.object_names = list(state["object_names"])
+
+    def _add_viewer_controls(self) -> None:
+        names = self.object_ids  # unique, unlike display names
+        default = names[self.object_index(self.config.active_object)] if self.config.active_object else names[0]
+        self.viewer_object = ViewerDropdown("Object", default, names, hint="Object shown in the viewer")
+        self.viewer_blend_object = ViewerDropdown("Blend with", default, names, hint="Second object of the blend")
+        self.viewer_shape_blend = ViewerSlider("Shape blend", 0.0, 0.0, 1.0, 0.05, hint="0: first object's shape, 1: second's")
+        self.viewer_color_blend = ViewerSlider("Colour blend", 0.0, 0.0, 1.0, 0.05, hint="0: first object's colour, 1: second's")
+
+    def _displayed_codes(self) -> Tuple[Codes, Tensor]:
+        """Codes and occupancy grid [1, G, G, G] of what rays without an object show (viewer state)."""
+        a = self.object_ids.index(self.viewer_object.value)
+        b = self.object_ids.index(self.viewer_blend_object.value)
+        t_shape, t_color = float(self.viewer_shape_blend.value), float(self.viewer_color_blend.value)
+        index = torch.tensor([a, b], device=self.device)
+        both = self.codebook(index, sample=False)
+        first, second = Codes(both.shape[:1], both.color[:1]), Codes(both.shape[1:], both.color[1:])
+        codes = first.lerp(second, t_shape, t_color)
+        if t_shape == 0.0 or a == b:
+            return codes, self.occupancy.occupied()[a : a + 1]
+        if t_shape == 1.0:
+            return codes, self.occupancy.occupied()[b : b + 1]
+        key = (a, b, t_shape, t_color)
+        if key not in self._blend_occupancy:
+            self._blend_occupancy = {key: self.occupancy_of(self.hypernetwork(codes))}
+        return codes, self._blend_occupancy[key]
+
+    # ---- rendering ---------------------------------------------------------------------------
+    def density_at(self, points: Tensor, params: NeRFParams) -> Tensor:
+        """Density [B, M] at points [B, M, 3] of B objects (params with B objects)."""
+        num_objects, per_object = points.shape[:2]
+        flat = points.reshape(-1, 3)
+        slot = torch.arange(num_objects, device=points.device).repeat_interleave(per_object)
+        zero = torch.zeros_like(flat[:, :1])
+        samples = RaySamples(frustums=Frustums(flat, torch.zeros_like(flat), zero, zero, zero), metadata={"slot": slot[:, None]})
+        with self.field.bound(params, [per_object] * num_objects):
+            density, _ = self.field.get_density(samples)
+        return density.reshape(num_objects, per_object)
+
+    @torch.no_grad()
+    def occupancy_of(self, params: NeRFParams) -> Tensor:
+        """Occupancy grids [B, G, G, G] of B generated NeRFs, from their density at cell centres."""
+        points = self.occupancy.cell_points(1, jitter=False).expand(len(params["tables"]), -1, -1)
+        g = self.occupancy.resolution
+        density = self.density_at(points, params).reshape(-1, g, g, g)
+        return occupancy_from_density(density, self.occupancy.density_threshold)
+
+    def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        metadata = ray_bundle.metadata or {}
+        if "object_index" in metadata:
+            ray_objects = metadata["object_index"].reshape(-1).long()
+            objects, slot = torch.unique(ray_objects, return_inverse=True)
+            codes = self.codebook(objects, sample=self.training)
+            occupied = self.occupancy.occupied()[objects]
+        else:
+            codes, occupied = self._displayed_codes()
+            slot = torch.zeros(len(ray_bundle), dtype=torch.long, device=self.device)
+        outputs = self.render(ray_bundle, self.hypernetwork(codes), slot, occupied)
+        if self.training:
+            outputs["object_index"] = ray_objects
+        return outputs
+
+    def render(self, ray_bundle: RayBundle, params: NeRFParams, slot: Tensor, occupied: Tensor) -> Dict[str, Tensor]:
+        """Volume-render rays [R] under B generated NeRFs.
+
+        Args:
+            ray_bundle: rays, flattened to [R].
+            params: NeRF parameters of B objects.
+            slot: [R] long, which of the B objects each ray looks at.
+            occupied: [B, G, G, G] bool occupancy grid of each object.
+        """
+        origins = ray_bundle.origins.reshape(-1, 3)
+        directions = ray_bundle.directions.reshape(-1, 3)
+        num_rays = origins.shape[0]
+        order = None
+        if num_rays > 1 and bool((slot[1:] < slot[:-1]).any()):  # the field wants samples grouped by object
+            order = torch.argsort(slot, stable=True)
+            origins, directions, slot = origins[order], directions[order], slot[order]
+
+        aabb = self.field.aabb
+        t_near, t_far = ray_aabb(origins, directions, aabb)
+        ray_index, t_starts, t_ends = march(
+            origins, directions, t_near, t_far, self.config.render_step_size, occupied, slot, aabb, jitter=self.training
+        )
+        sample_slot = slot[ray_index]
+        counts = torch.bincount(sample_slot, minlength=len(params["tables"])).tolist()
+        ray_samples = RaySamples(
+            frustums=Frustums(
+                origins=origins[ray_index],
+                directions=directions[ray_index],
+                starts=t_starts[:, None],
+                ends=t_ends[:, None],
+                pixel_area=torch.zeros_like(t_starts[:, None]),
+            ),
+            metadata={"slot": sample_slot[:, None]},
+        )
+        want_normals = self.config.predict_normals and not self.training
+        with self.field.bound(params, counts):
+            field_outputs = self.field(ray_samples, compute_normals=want_normals)
+        weights = packed_weights(field_outputs[FieldHeadNames.DENSITY][:, 0], t_ends - t_starts, ray_index, num_rays)[:, None]
+
+        background = "random" if self.training else self.config.eval_background_color
+        outputs = {
+            "rgb": self.renderer_rgb(
+                field_outputs[FieldHeadNames.RGB], weights, ray_index, num_rays, background_color=background
+            ),
+            "accumulation": self.renderer_accumulation(weights, ray_index, num_rays),
+            "depth": self.renderer_depth(weights, ray_samples, ray_index, num_rays),
+        }
+        if want_normals:
+            normals = accumulate_along_rays(weights[:, 0], field_outputs[FieldHeadNames.NORMALS], ray_index, num_rays)
+            outputs["normals"] = (torch.nn.functional.normalize(normals, dim=-1) + 1.0) / 2.0
+        outputs["num_samples"] = torch.full((num_rays, 1), len(ray_index) / max(num_rays, 1), device=origins.device)
+        if order is not None:
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(num_rays, device=order.device)
+            outputs = {name: value[inverse] for name, value in outputs.items()}
+        return outputs
+
+    # ---- training ------------------------------------------------------------------------------
+    def get_param_groups(self) -> Dict[str, List[torch.nn.Parameter]]:
+        return {"codebook": list(self.codebook.parameters()), "hypernetwork": list(self.hypernetwork.parameters())}
+
+    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        return [
+            TrainingCallback(
+                where_to_run=[TrainingCallbackLocation.AFTER_TRAIN_ITERATION],
+                update_every_num_iters=self.config.occupancy_update_every,
+                func=self.update_occupancy,
+            )
+        ]
+
+    @torch.no_grad()
+    def update_occupancy(self, step: int) -> None:
+        """Refresh a round-robin share of the objects' occupancy grids (after the warm-up)."""
+        if step < self.config.occupancy_warmup_steps:
+            return
+        per_update = min(self.config.occupancy_objects_per_update, self.codebook.num_objects)
+        first = (step // self.config.occupancy_update_every) * per_update
+        objects = torch.arange(first, first + per_update, device=self.device) % self.codebook.num_objects
+        params = self.hypernetwork(self.codebook(objects, sample=False))
+        self.occupancy.update(objects, lambda points: self.density_at(points, params))
+        self._blend_occupancy = {}
+
+    def get_metrics_dict(self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        gt = self.renderer_rgb.blend_background(batch["image"].to(self.device), background_color="black")
+        mse = torch.mean((outputs["rgb"].detach() - gt) ** 2)
+        return {"psnr": -10.0 * torch.log10(mse.clamp_min(1e-10)), "samples_per_ray": outputs["num_samples"].mean()}
+
+    def get_loss_dict(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor], metrics_dict: Optional[Dict[str, Tensor]] = None
+    ) -> Dict[str, Tensor]:
+        pred, gt = self.renderer_rgb.blend_background_for_loss_computation(
+            outputs["rgb"], outputs["accumulation"], batch["image"].to(self.device)
+        )
+        losses = {"rgb_loss": torch.mean((pred - gt) ** 2)}
+        if self.training:
+            objects = torch.unique(outputs["object_index"])
+            losses["kl_loss"] = self.config.kl_weight * self.codebook.kl(objects)
+            if self.config.entropy_weight > 0:
+                acc = outputs["accumulation"].clamp(1e-5, 1 - 1e-5)
+                entropy = -(acc * torch.log(acc) + (1 - acc) * torch.log(1 - acc)).mean()
+                losses["entropy_loss"] = self.config.entropy_weight * entropy
+        return losses
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    def get_rgba_image(self, outputs: Dict[str, Tensor], output_name: str = "rgb") -> Tensor:
+        """Un-blend the eval background: RGBA with the accumulation as alpha (used by ns-export)."""
+        acc = outputs[output_name.replace("rgb", "accumulation")]
+        background = self.renderer_rgb.get_background_color(
+            self.config.eval_background_color, shape=outputs[output_name].shape, device=acc.device
+        )
+        rgb = (outputs[output_name] - background * (1.0 - acc)) / acc.clamp_min(1e-6)
+        return torch.cat([rgb.clamp(0.0, 1.0), acc], dim=-1)
+
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        gt = self.renderer_rgb.blend_background(
+            batch["image"].to(self.device), background_color=self.config.eval_background_color
+        )
+        pred = outputs["rgb"].clamp(0.0, 1.0)
+        mse = torch.mean((pred - gt) ** 2)
+        gt_nchw, pred_nchw = gt.permute(2, 0, 1)[None], pred.permute(2, 0, 1)[None]
+        metrics = {
+            "psnr": float(-10.0 * torch.log10(mse.clamp_min(1e-10))),
+            "ssim": float(structural_similarity_index_measure(pred_nchw, gt_nchw, data_range=1.0)),
+        }
+        images = {
+            "img": torch.cat([gt, pred], dim=1),
+            "accumulation": colormaps.apply_colormap(outputs["accumulation"]),
+            "depth": colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"]),
+        }
+        return metrics, images

@@ -1,0 +1,155 @@
+"""Ray marching through per-object occupancy grids, and packed volume rendering weights.
+
+Samples are *packed*: one flat list of samples over all rays, each with its ray index, in ray
+order and front to back. Only samples inside the object's box and in occupied cells of that
+object's grid are kept, so the field runs where there is something to see. nerfacc's packed
+primitives are CUDA-only; these are the same operations in plain torch.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def ray_aabb(origins: Tensor, directions: Tensor, aabb: Tensor, near: float = 0.0) -> Tuple[Tensor, Tensor]:
+    """Entry and exit distances of rays through an axis-aligned box.
+
+    Args:
+        origins, directions: [R, 3] (directions need not be unit length).
+        aabb: [2, 3] min and max corner.
+        near: entry distances are at least this.
+
+    Returns:
+        t_near, t_far: [R] each; t_far <= t_near where a ray misses the box.
+    """
+    inv = 1.0 / torch.where(directions.abs() < 1e-9, torch.full_like(directions, 1e-9), directions)
+    t0 = (aabb[0] - origins) * inv
+    t1 = (aabb[1] - origins) * inv
+    t_near = torch.minimum(t0, t1).amax(dim=-1).clamp_min(near)
+    t_far = torch.maximum(t0, t1).amin(dim=-1)
+    return t_near, t_far
+
+
+def march(
+    origins: Tensor,
+    directions: Tensor,
+    t_near: Tensor,
+    t_far: Tensor,
+    step: float,
+    occupied: Tensor,
+    grid_of_ray: Tensor,
+    aabb: Tensor,
+    jitter: bool,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Evenly spaced samples along each ray, kept only in occupied cells of the ray's grid.
+
+    Args:
+        origins, directions: [R, 3]; t_near, t_far: [R] from `ray_aabb`.
+        step: distance between samples.
+        occupied: [N, G, G, G] bool occupancy grids over `aabb` (x, y, z order).
+        grid_of_ray: [R] long, which grid each ray marches through.
+        aabb: [2, 3].
+        jitter: shift each ray's samples by one random offset (training), else sample at fixed steps.
+
+    Returns:
+        ray_index [S] long, t_starts [S], t_ends [S]: packed samples, by ray then by distance.
+    """
+    num_rays = origins.shape[0]
+    span = (t_far - t_near).clamp_min(0.0)
+    max_steps = int(torch.ceil(span.max() / step).item()) if num_rays else 0
+    if max_steps == 0:
+        empty = origins.new_zeros((0,))
+        return empty.long(), empty, empty
+    offset = torch.rand(num_rays, 1, device=origins.device) if jitter else torch.full((num_rays, 1), 0.5, device=origins.device)
+    t_mid = t_near[:, None] + (torch.arange(max_steps, device=origins.device)[None, :] + offset) * step  # [R, M]
+    inside = t_mid < t_far[:, None]
+
+    resolution = occupied.shape[-1]
+    positions = origins[:, None, :] + directions[:, None, :] * t_mid[..., None]
+    cell = ((positions - aabb[0]) / (aabb[1] - aabb[0]) * resolution).long().clamp(0, resolution - 1)
+    flat_cell = (grid_of_ray[:, None] * resolution + cell[..., 0]) * resolution**2 + cell[..., 1] * resolution + cell[..., 2]
+    keep = inside & occupied.reshape(-1)[flat_cell]
+
+    ray_index, step_index = keep.nonzero(as_tuple=True)
+    t = t_mid[ray_index, step_index]
+    return ray_index, t - 0.5 * step, t + 0.5 * step
+
+
+def packed_weights(densities: Tensor, deltas: Tensor, ray_index: Tensor, num_rays: int) -> Tensor:
+    """Volume rendering weights T_i * (1 - exp(-sigma_i delta_i)) of packed samples.
+
+    Args:
+        densities, deltas: [S] per sample; ray_index: [S] long, non-decreasing.
+
+    Returns:
+        weights: [S].
+    """
+    optical = densities * deltas
+    # Exclusive prefix sum of optical depth within each ray, from one global cumsum in float64
+    # (float32 loses the small per-ray sums against the large running total).
+    total = torch.cumsum(optical.double(), dim=0)
+    exclusive = total - optical.double()
+    counts = torch.bincount(ray_index, minlength=num_rays)
+    first = torch.cumsum(counts, dim=0) - counts
+    within_ray = (exclusive - exclusive[first[ray_index]]).float()
+    return torch.exp(-within_ray) * (1.0 - torch.exp(-optical))
+
+
+class OccupancyGrids(nn.Module):
+    """One coarse occupancy grid per training object, kept up to date from the generated density.
+
+    Each grid holds a decaying maximum of the density seen in each cell. A cell is occupied
+    when that value passes `min(threshold, mean of the grid)` (so grids of still-blurry
+    objects are not emptied too early), dilated by one cell to keep thin parts. Objects whose
+    grid was never updated count as fully occupied.
+    """
+
+    def __init__(self, num_objects: int, resolution: int, aabb: Tensor, density_threshold: float, decay: float = 0.95):
+        super().__init__()
+        self.resolution = resolution
+        self.density_threshold = density_threshold
+        self.decay = decay
+        self.register_buffer("aabb", aabb.float().clone(), persistent=False)
+        self.register_buffer("density", torch.zeros(num_objects, resolution, resolution, resolution))
+        self.register_buffer("updated", torch.zeros(num_objects, dtype=torch.bool))
+        self._occupied: Tensor | None = None
+
+    def cell_points(self, num_grids: int, jitter: bool) -> Tensor:
+        """[num_grids, G^3, 3] world positions in every cell (centres, or random points if `jitter`)."""
+        g = self.resolution
+        axis = torch.arange(g, device=self.density.device, dtype=torch.float32)
+        index = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(1, -1, 3)
+        offset = torch.rand(num_grids, g**3, 3, device=index.device) if jitter else torch.full((1, 1, 3), 0.5, device=index.device)
+        return self.aabb[0] + (index + offset) / g * (self.aabb[1] - self.aabb[0])
+
+    @torch.no_grad()
+    def update(self, objects: Tensor, density_fn: Callable[[Tensor], Tensor]) -> None:
+        """Refresh the grids of `objects` ([K] long); density_fn maps [K, G^3, 3] points to [K, G^3]."""
+        g = self.resolution
+        measured = density_fn(self.cell_points(len(objects), jitter=True)).reshape(-1, g, g, g)
+        previous = torch.where(self.updated[objects, None, None, None], self.density[objects] * self.decay, 0.0)
+        self.density[objects] = torch.maximum(previous, measured)
+        self.updated[objects] = True
+        self._occupied = None
+
+    def occupied(self) -> Tensor:
+        """[N, G, G, G] bool occupancy of every object's grid."""
+        if self._occupied is None or self._occupied.device != self.density.device:
+            self._occupied = occupancy_from_density(self.density, self.density_threshold)
+            self._occupied[~self.updated] = True
+        return self._occupied
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - torch's signature
+        super()._load_from_state_dict(*args, **kwargs)
+        self._occupied = None
+
+
+def occupancy_from_density(density: Tensor, threshold: float) -> Tensor:
+    """[N, G, G, G] density -> bool occupancy: above min(threshold, grid mean), dilated by one cell."""
+    level = torch.clamp(density.flatten(1).mean(dim=1), max=threshold)[:, None, None, None]
+    occupied = (density > level).float()
+    return F.max_pool3d(occupied[:, None], kernel_size=3, stride=1, padding=1)[:, 0] > 0

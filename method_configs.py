@@ -1,0 +1,60 @@
+"""nerfstudio method specifications of hypnerf-ns (the `nerfstudio.method_configs` entry point).
+
+`hyp-nerf`: the HyP-NeRF category prior, sized to train on a 2-core CPU (see README).
+"""
+
+from __future__ import annotations
+
+import torch
+from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
+from nerfstudio.plugins.types import MethodSpecification
+
+from hypnerf_ns.checkpoints import allow_numpy_scalars_in_checkpoints
+from hypnerf_ns.data.datamanager import CategoryDataManagerConfig, ObjectBatchPixelSamplerConfig
+from hypnerf_ns.data.dataparser import CategoryDataParserConfig
+from hypnerf_ns.model import HypNeRFModelConfig
+from hypnerf_ns.optimizers import FusedAdamOptimizerConfig
+
+allow_numpy_scalars_in_checkpoints()
+
+MAX_STEPS = 30_000
+
+
+def _optimizer(lr: float, lr_final: float) -> dict:
+    return {
+        "optimizer": FusedAdamOptimizerConfig(lr=lr, eps=1e-15),
+        "scheduler": ExponentialDecaySchedulerConfig(lr_final=lr_final, max_steps=MAX_STEPS),
+    }
+
+
+hyp_nerf = MethodSpecification(
+    config=TrainerConfig(
+        method_name="hyp-nerf",
+        steps_per_eval_batch=500,
+        steps_per_eval_image=500,
+        steps_per_eval_all_images=5_000,
+        steps_per_save=1_000,
+        max_num_iterations=MAX_STEPS,
+        mixed_precision=False,
+        machine=MachineConfig(device_type="cuda" if torch.cuda.is_available() else "cpu"),
+        pipeline=VanillaPipelineConfig(
+            datamanager=CategoryDataManagerConfig(
+                dataparser=CategoryDataParserConfig(),
+                train_num_rays_per_batch=4096,
+                eval_num_rays_per_batch=4096,
+                pixel_sampler=ObjectBatchPixelSamplerConfig(objects_per_batch=8),
+            ),
+            model=HypNeRFModelConfig(eval_num_rays_per_chunk=8192),
+        ),
+        optimizers={
+            "codebook": _optimizer(lr=1e-2, lr_final=1e-3),
+            "hypernetwork": _optimizer(lr=1e-3, lr_final=1e-4),
+        },
+        viewer=ViewerConfig(num_rays_per_chunk=8192),
+        vis="viewer",
+    ),
+    description="HyP-NeRF: a hypernetwork NeRF prior over a category of objects (hypnerf-ns)",
+)

@@ -1,0 +1,93 @@
+"""Shared fixtures: a tiny synthetic category written by the tests, and a few real dev chairs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DEV_CHAIRS = Path(os.environ.get("HYPNERF_DEV_DATA", REPO.parent / "shared" / "data" / "chairs-dev"))
+
+
+def camera_to_world(azimuth: float, elevation: float, radius: float = 1.9) -> List[List[float]]:
+    """OpenGL camera-to-world looking at the origin from a sphere, Z up."""
+    eye = radius * np.array([math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)])
+    forward = -eye / np.linalg.norm(eye)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, up, -forward, eye
+    return pose.tolist()
+
+
+def write_object(folder: Path, views: dict, size: int = 8, colour: Sequence[int] = (200, 30, 30)) -> None:
+    """A nerf-synthetic object folder with `views[split]` RGBA views of a coloured square."""
+    for split, count in views.items():
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        frames = []
+        for k in range(count):
+            image = np.zeros((size, size, 4), dtype=np.uint8)
+            image[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = (*colour, 255)
+            Image.fromarray(image).save(folder / split / f"r_{k}.png")
+            frames.append({"file_path": f"./{split}/r_{k}", "transform_matrix": camera_to_world(k * 1.3, 0.3)})
+        (folder / f"transforms_{split}.json").write_text(json.dumps({"camera_angle_x": 0.7, "frames": frames}))
+
+
+@pytest.fixture
+def tiny_category(tmp_path: Path) -> Path:
+    """Two synthetic objects, 3 train / 1 val / 1 test views of 8x8 px, with objects.json."""
+    root = tmp_path / "category"
+    write_object(root / "red", {"train": 3, "val": 1, "test": 1}, colour=(200, 30, 30))
+    write_object(root / "blue", {"train": 3, "val": 1, "test": 1}, colour=(30, 30, 200))
+    objects = {"objects": [{"id": "red", "name": "Red square"}, {"id": "blue", "name": "Blue square"}]}
+    (root / "objects.json").write_text(json.dumps(objects))
+    return root
+
+
+@pytest.fixture(scope="session")
+def dev_chairs() -> Path:
+    if not (DEV_CHAIRS / "objects.json").is_file():
+        pytest.fail(f"dev chairs not found at {DEV_CHAIRS}; set HYPNERF_DEV_DATA to the chairs-dev folder")
+    return DEV_CHAIRS
+
+
+@pytest.fixture(scope="session")
+def three_chairs(dev_chairs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three real dev chairs (links into the shared folder), listed in an objects.json."""
+    root = tmp_path_factory.mktemp("three_chairs")
+    listing = json.loads((dev_chairs / "objects.json").read_text())
+    chosen = [o for o in listing["objects"] if o["id"] in ("blendswap-cc-0-chair", "blendswap-cc-0-stool", "katorlegaz-cafe-chair")]
+    for entry in chosen:
+        (root / entry["id"]).symlink_to(dev_chairs / entry["id"])
+    (root / "objects.json").write_text(json.dumps({"objects": chosen}))
+    return root
+
+
+def small_config(data: Path, output_dir: Path, steps: int, scale: float = 0.25):
+    """The hyp-nerf config shrunk for seconds-long CPU runs (32 px images, small batches)."""
+    from method_configs import hyp_nerf
+
+    config = copy.deepcopy(hyp_nerf.config)
+    config.pipeline.datamanager.data = data
+    config.pipeline.datamanager.dataparser.data = data
+    config.pipeline.datamanager.camera_res_scale_factor = scale
+    config.pipeline.datamanager.train_num_rays_per_batch = 1536
+    config.pipeline.datamanager.pixel_sampler.objects_per_batch = 3
+    config.pipeline.model.occupancy_warmup_steps = 20
+    config.pipeline.model.occupancy_update_every = 4
+    config.max_num_iterations = steps
+    config.steps_per_save = steps
+    config.vis = "tensorboard"
+    config.output_dir = output_dir
+    config.machine.seed = 0
+    config.set_timestamp()
+    return config

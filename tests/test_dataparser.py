@@ -1,0 +1,104 @@
+"""The category dataparser on a tiny fixture, and its one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hypnerf_ns.data.dataparser import CategoryDataParserConfig
+from hypnerf_ns.errors import InputError
+
+from conftest import write_object
+
+
+def parse(root: Path, split: str = "train"):
+    return CategoryDataParserConfig(data=root).setup().get_dataparser_outputs(split=split)
+
+
+def test_parses_objects_in_objects_json_order(tiny_category: Path) -> None:
+    outputs = parse(tiny_category)
+    assert outputs.metadata["object_ids"] == ["red", "blue"]
+    assert outputs.metadata["object_names"] == ["Red square", "Blue square"]
+    assert len(outputs.image_filenames) == 6
+    assert outputs.cameras.metadata["object_index"][:, 0].tolist() == [0, 0, 0, 1, 1, 1]
+    assert int(outputs.cameras.width[0]) == 8
+    # focal length from camera_angle_x: 0.5 * W / tan(0.35)
+    assert float(outputs.cameras.fx[0]) == pytest.approx(0.5 * 8 / 0.365028, rel=1e-4)
+    assert len(parse(tiny_category, "val").image_filenames) == 2
+
+
+def test_without_objects_json_uses_sorted_folders(tiny_category: Path) -> None:
+    (tiny_category / "objects.json").unlink()
+    assert parse(tiny_category).metadata["object_ids"] == ["blue", "red"]
+
+
+def test_object_index_reaches_the_rays(tiny_category: Path) -> None:
+    cameras = parse(tiny_category).cameras
+    rays = cameras.generate_rays(camera_indices=4)
+    assert (rays.metadata["object_index"] == 1).all()
+
+
+def expect_error(root: Path, names: str, problem: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse(root)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert names in message and problem in message, message
+
+
+def test_missing_root(tmp_path: Path) -> None:
+    expect_error(tmp_path / "nowhere", "nowhere", "no such folder")
+
+
+def test_empty_root(tmp_path: Path) -> None:
+    expect_error(tmp_path, str(tmp_path), "no objects")
+
+
+def test_object_without_transforms(tiny_category: Path) -> None:
+    (tiny_category / "blue" / "transforms_train.json").unlink()
+    expect_error(tiny_category, "blue/transforms_train.json", "missing")
+
+
+def test_missing_png(tiny_category: Path) -> None:
+    (tiny_category / "red" / "train" / "r_1.png").unlink()
+    expect_error(tiny_category, "red/train/r_1.png", "image missing")
+
+
+def test_images_of_different_sizes_within_an_object(tiny_category: Path) -> None:
+    Image.new("RGBA", (16, 16)).save(tiny_category / "red" / "train" / "r_2.png")
+    expect_error(tiny_category, "red/train/r_2.png", "16x16")
+
+
+def test_malformed_json(tiny_category: Path) -> None:
+    (tiny_category / "blue" / "transforms_train.json").write_text('{"frames": [')
+    expect_error(tiny_category, "blue/transforms_train.json", "malformed JSON")
+
+
+def test_malformed_objects_json(tiny_category: Path) -> None:
+    (tiny_category / "objects.json").write_text(json.dumps({"objects": "red"}))
+    expect_error(tiny_category, "objects.json", "expected")
+
+
+def test_objects_of_different_sizes(tiny_category: Path) -> None:
+    write_object(tiny_category / "blue", {"train": 3}, size=16)
+    expect_error(tiny_category, "blue/train/r_0.png", "one image size")
+
+
+def test_ns_train_reports_bad_data_in_one_line(tmp_path: Path) -> None:
+    """Through the real CLI: exit status 1, the file named, no traceback."""
+    (tmp_path / "chair").mkdir()
+    (tmp_path / "chair" / "transforms_train.json").write_text("{not json")
+    ns_train = Path(sys.executable).parent / "ns-train"
+    result = subprocess.run(
+        [str(ns_train), "hyp-nerf", "--data", str(tmp_path), "--vis", "tensorboard", "--output-dir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("hypnerf-ns: ") and "chair/transforms_train.json: malformed JSON" in last_line
