@@ -1,0 +1,99 @@
+"""Seconds-long training on real dev chairs: the loss drops, renders beat a constant image,
+checkpoints reload to identical renders, and `ns-train` trains, checkpoints and resumes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from nerfstudio.utils.eval_utils import eval_setup
+
+from hypnerf_ns.training import train_step
+
+from conftest import small_config
+
+STEPS = 80
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(-10 * torch.log10(torch.mean((a - b) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def trained(three_chairs: Path, tmp_path_factory: pytest.TempPathFactory):
+    torch.manual_seed(0)
+    config = small_config(three_chairs, tmp_path_factory.mktemp("run"), steps=STEPS)
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    config.save_config()
+    losses = [train_step(trainer, step).loss for step in range(STEPS)]
+    trainer.save_checkpoint(STEPS - 1)
+    return config, trainer, losses
+
+
+def test_loss_drops(trained) -> None:
+    _, _, losses = trained
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.5 * first, (first, last)
+
+
+def val_render(pipeline, index: int):
+    dataset = pipeline.datamanager.eval_dataset
+    camera = dataset.cameras[index : index + 1].to(pipeline.model.device)
+    pipeline.model.eval()
+    with torch.no_grad():
+        outputs = pipeline.model.get_outputs_for_camera(camera)
+    return outputs, dataset[index]
+
+
+def test_render_beats_constant_images(trained) -> None:
+    _, trainer, _ = trained
+    pipeline = trainer.pipeline
+    for index in (0, len(pipeline.datamanager.eval_dataset) - 1):  # first and last object
+        outputs, batch = val_render(pipeline, index)
+        gt = pipeline.model.renderer_rgb.blend_background(batch["image"], background_color="white")
+        white, mean = torch.ones_like(gt), gt.mean(dim=(0, 1), keepdim=True).expand_as(gt)
+        rendered = psnr(outputs["rgb"], gt)
+        assert rendered > max(psnr(white, gt), psnr(mean, gt)) + 1.0, (rendered, psnr(white, gt), psnr(mean, gt))
+        metrics, _ = pipeline.model.get_image_metrics_and_images(outputs, batch)
+        assert metrics["psnr"] == pytest.approx(rendered, abs=1e-3) and 0 < metrics["ssim"] <= 1
+        assert set(outputs) >= {"rgb", "accumulation", "depth", "normals"}
+        assert outputs["normals"].min() >= 0 and outputs["normals"].max() <= 1
+
+
+def test_checkpoint_reloads_to_identical_renders(trained) -> None:
+    config, trainer, _ = trained
+    before, _ = val_render(trainer.pipeline, 1)
+    _, pipeline, checkpoint, step = eval_setup(config.get_base_dir() / "config.yml", test_mode="test")
+    assert step == STEPS - 1 and checkpoint.name == f"step-{STEPS - 1:09d}.ckpt"
+    assert pipeline.model.object_ids == trainer.pipeline.model.object_ids
+    pipeline.datamanager.eval_dataset = trainer.pipeline.datamanager.eval_dataset  # same val view
+    after, _ = val_render(pipeline, 1)
+    for name in ("rgb", "accumulation", "depth"):
+        torch.testing.assert_close(after[name], before[name], rtol=0, atol=0)
+
+
+def test_ns_train_checkpoints_and_resumes(three_chairs: Path, tmp_path: Path) -> None:
+    ns_train = str(Path(sys.executable).parent / "ns-train")
+    common = [
+        "--data", str(three_chairs), "--vis", "tensorboard", "--output-dir", str(tmp_path),
+        "--pipeline.datamanager.camera-res-scale-factor", "0.25",
+        "--pipeline.datamanager.train-num-rays-per-batch", "512", "--steps-per-save", "5",
+        "--timestamp", "run", "--experiment-name", "chairs",
+    ]  # fmt: skip
+    first = subprocess.run([ns_train, "hyp-nerf", *common, "--max-num-iterations", "6"], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    models = tmp_path / "chairs" / "hyp-nerf" / "run" / "nerfstudio_models"
+    assert (models / "step-000000005.ckpt").is_file()
+    assert list((tmp_path / "chairs" / "hyp-nerf" / "run").glob("events.out.tfevents.*")), "no tensorboard log"
+
+    second = subprocess.run(
+        [ns_train, "hyp-nerf", *common, "--max-num-iterations", "6", "--load-dir", str(models)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Done loading Nerfstudio checkpoint" in second.stdout + second.stderr
+    assert (models / "step-000000011.ckpt").is_file()
