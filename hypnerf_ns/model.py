@@ -19,7 +19,7 @@ from torch import Tensor
 from nerfstudio.cameras.rays import Frustums, RayBundle, RaySamples
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.field_components.field_heads import FieldHeadNames
-from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
+from nerfstudio.model_components.renderers import AccumulationRenderer, RGBRenderer
 from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
 from nerfstudio.viewer.viewer_elements import ViewerDropdown, ViewerSlider
@@ -64,7 +64,7 @@ class HypNeRFModelConfig(ModelConfig):
     """Distance between samples along a ray, in scene units (the object box is 1 wide)."""
     occupancy_resolution: int = 32
     """Cells per axis of each object's occupancy grid."""
-    occupancy_warmup_steps: int = 256
+    occupancy_warmup_steps: int = 128
     """Steps before the occupancy grids are first used (space is sampled densely before)."""
     occupancy_update_every: int = 16
     """Refresh the occupancy grids of `occupancy_objects_per_update` objects every this many steps."""
@@ -110,7 +110,6 @@ class HypNeRFModel(Model):
         self.occupancy = OccupancyGrids(len(self.object_ids), cfg.occupancy_resolution, aabb, density_threshold)
         self.renderer_rgb = RGBRenderer(background_color="random")
         self.renderer_accumulation = AccumulationRenderer()
-        self.renderer_depth = DepthRenderer(method="expected")
         self._blend_occupancy: Dict[Tuple[int, int, float, float], Tensor] = {}
         self._add_viewer_controls()
 
@@ -235,12 +234,14 @@ class HypNeRFModel(Model):
         weights = packed_weights(field_outputs[FieldHeadNames.DENSITY][:, 0], t_ends - t_starts, ray_index, num_rays)[:, None]
 
         background = "random" if self.training else self.config.eval_background_color
+        accumulation = self.renderer_accumulation(weights, ray_index, num_rays)
         outputs = {
             "rgb": self.renderer_rgb(
                 field_outputs[FieldHeadNames.RGB], weights, ray_index, num_rays, background_color=background
             ),
-            "accumulation": self.renderer_accumulation(weights, ray_index, num_rays),
-            "depth": self.renderer_depth(weights, ray_samples, ray_index, num_rays),
+            "accumulation": accumulation,
+            "depth": accumulate_along_rays(weights[:, 0], 0.5 * (t_starts + t_ends)[:, None], ray_index, num_rays)
+            / (accumulation + 1e-10),
         }
         if want_normals:
             normals = accumulate_along_rays(weights[:, 0], field_outputs[FieldHeadNames.NORMALS], ray_index, num_rays)

@@ -103,7 +103,7 @@ class OccupancyGrids(nn.Module):
     """One coarse occupancy grid per training object, kept up to date from the generated density.
 
     Each grid holds a decaying maximum of the density seen in each cell. A cell is occupied
-    when that value passes `min(threshold, mean of the grid)` (so grids of still-blurry
+    when that value reaches `min(threshold, mean of the grid)` (so grids of still-blurry
     objects are not emptied too early), dilated by one cell to keep thin parts. Objects whose
     grid was never updated count as fully occupied.
     """
@@ -149,7 +149,11 @@ class OccupancyGrids(nn.Module):
 
 
 def occupancy_from_density(density: Tensor, threshold: float) -> Tensor:
-    """[N, G, G, G] density -> bool occupancy: above min(threshold, grid mean), dilated by one cell."""
+    """[N, G, G, G] density -> bool occupancy: at least min(threshold, grid mean), dilated by one cell.
+
+    "At least" keeps a grid whose density is still uniform (a fresh model) fully occupied, and
+    never empties a grid completely (its maximum is always at least its mean).
+    """
     level = torch.clamp(density.flatten(1).mean(dim=1), max=threshold)[:, None, None, None]
-    occupied = (density > level).float()
+    occupied = (density >= level).float()
     return F.max_pool3d(occupied[:, None], kernel_size=3, stride=1, padding=1)[:, 0] > 0

@@ -97,3 +97,46 @@ def test_ns_train_checkpoints_and_resumes(three_chairs: Path, tmp_path: Path) ->
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Done loading Nerfstudio checkpoint" in second.stdout + second.stderr
     assert (models / "step-000000011.ckpt").is_file()
+
+
+def test_viewer_controls_pick_and_blend_objects(trained) -> None:
+    """Rays without an object (viewer, ns-render) show the object picked in the viewer controls."""
+    _, trainer, _ = trained
+    model = trainer.pipeline.model
+    dataset = trainer.pipeline.datamanager.eval_dataset
+    camera = dataset.cameras[0:1].to(model.device)
+    tagged = model.get_outputs_for_camera(camera)["rgb"]  # eval view 0 belongs to object 0
+    camera.metadata = None
+
+    def viewer_render(first: str, second: str, shape_t: float, color_t: float) -> torch.Tensor:
+        model.viewer_object.value, model.viewer_blend_object.value = first, second
+        model.viewer_shape_blend.value, model.viewer_color_blend.value = shape_t, color_t
+        return model.get_outputs_for_camera(camera)["rgb"]
+
+    ids = model.object_ids
+    try:
+        first = viewer_render(ids[0], ids[0], 0.0, 0.0)
+        torch.testing.assert_close(first, tagged)
+        other = viewer_render(ids[2], ids[2], 0.0, 0.0)
+        assert (other - first).abs().mean() > 0.01
+        blend = viewer_render(ids[0], ids[2], 0.5, 0.5)
+        assert (blend - first).abs().mean() > 0.002 and (blend - other).abs().mean() > 0.002
+        assert torch.equal(viewer_render(ids[0], ids[2], 1.0, 1.0), other)
+    finally:
+        viewer_render(ids[0], ids[0], 0.0, 0.0)
+
+
+def test_rays_through_empty_space_render_background(trained) -> None:
+    """A batch in which no sample survives the occupancy grids renders plain background."""
+    _, trainer, _ = trained
+    model = trainer.pipeline.model
+    model.eval()
+    camera = trainer.pipeline.datamanager.eval_dataset.cameras[0:1].to(model.device)
+    rays = camera.generate_rays(camera_indices=0).flatten()
+    objects = torch.zeros(1, dtype=torch.long)
+    params = model.hypernetwork(model.codebook(objects, sample=False))
+    empty = torch.zeros(1, *model.occupancy.occupied().shape[1:], dtype=torch.bool)
+    with torch.no_grad():
+        outputs = model.render(rays, params, torch.zeros(len(rays), dtype=torch.long), empty)
+    assert torch.equal(outputs["accumulation"], torch.zeros_like(outputs["accumulation"]))
+    assert torch.allclose(outputs["rgb"], torch.ones_like(outputs["rgb"]))
