@@ -16,16 +16,17 @@ from hypnerf_ns.checkpoints import allow_numpy_scalars_in_checkpoints
 from hypnerf_ns.data.datamanager import CategoryDataManagerConfig, ObjectBatchPixelSamplerConfig
 from hypnerf_ns.data.dataparser import CategoryDataParserConfig
 from hypnerf_ns.model import HypNeRFModelConfig
-from hypnerf_ns.optimizers import FusedAdamOptimizerConfig
+from hypnerf_ns.optimizers import FusedAdamOptimizerConfig, SparseAdamOptimizerConfig
 
 allow_numpy_scalars_in_checkpoints()
 
 MAX_STEPS = 30_000
 
 
-def _optimizer(lr: float, lr_final: float) -> dict:
+def _optimizer(lr: float, lr_final: float, sparse: bool = False) -> dict:
+    optimizer = SparseAdamOptimizerConfig(lr=lr, eps=1e-15) if sparse else FusedAdamOptimizerConfig(lr=lr, eps=1e-15)
     return {
-        "optimizer": FusedAdamOptimizerConfig(lr=lr, eps=1e-15),
+        "optimizer": optimizer,
         "scheduler": ExponentialDecaySchedulerConfig(lr_final=lr_final, max_steps=MAX_STEPS),
     }
 
@@ -50,7 +51,7 @@ hyp_nerf = MethodSpecification(
             model=HypNeRFModelConfig(eval_num_rays_per_chunk=8192),
         ),
         optimizers={
-            "codebook": _optimizer(lr=2e-1, lr_final=2e-2),
+            "codebook": _optimizer(lr=2e-1, lr_final=2e-2, sparse=True),
             "hypernetwork": _optimizer(lr=1e-2, lr_final=1e-3),
         },
         viewer=ViewerConfig(num_rays_per_chunk=8192),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Dict, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 NeRFParams = Dict[str, Tensor]
@@ -42,6 +43,10 @@ class Codebook(nn.Module):
     In training the codes are reparameterised samples, at evaluation the means; `kl` is the
     KL divergence of the per-object Gaussians to N(0, I), which keeps the code space smooth
     enough to blend, sample from, and invert into.
+
+    Rows are looked up with sparse gradients: only the objects of a batch get a gradient, and
+    a sparse optimiser (SparseAdam) moves only those. Dense Adam would keep moving every code
+    on stale momentum long after its object left the batch.
     """
 
     def __init__(self, num_objects: int, shape_dim: int, color_dim: int, init_std: float = 0.01) -> None:
@@ -55,19 +60,22 @@ class Codebook(nn.Module):
     def num_objects(self) -> int:
         return self.shape_mean.shape[0]
 
+    def _rows(self, table: Tensor, objects: Tensor) -> Tensor:
+        return F.embedding(objects, table, sparse=True)
+
     def forward(self, objects: Tensor, sample: bool) -> Codes:
         """Codes of `objects` ([B] long): reparameterised samples if `sample`, else the means."""
-        shape, color = self.shape_mean[objects], self.color_mean[objects]
+        shape, color = self._rows(self.shape_mean, objects), self._rows(self.color_mean, objects)
         if sample:
-            shape = shape + torch.randn_like(shape) * (0.5 * self.shape_logvar[objects]).exp()
-            color = color + torch.randn_like(color) * (0.5 * self.color_logvar[objects]).exp()
+            shape = shape + torch.randn_like(shape) * (0.5 * self._rows(self.shape_logvar, objects)).exp()
+            color = color + torch.randn_like(color) * (0.5 * self._rows(self.color_logvar, objects)).exp()
         return Codes(shape, color)
 
     def kl(self, objects: Tensor) -> Tensor:
         """Mean KL(N(mean, var) || N(0, I)) per object over `objects` ([B] long), a scalar."""
         total = torch.zeros((), device=self.shape_mean.device)
         for mean, logvar in ((self.shape_mean, self.shape_logvar), (self.color_mean, self.color_logvar)):
-            m, lv = mean[objects], logvar[objects]
+            m, lv = self._rows(mean, objects), self._rows(logvar, objects)
             total = total + 0.5 * (m.square() + lv.exp() - 1.0 - lv).sum(dim=-1).mean()
         return total
 

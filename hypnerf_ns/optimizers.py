@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.optimizers import AdamOptimizerConfig, OptimizerConfig
 
 
 @dataclass
@@ -20,3 +20,11 @@ class FusedAdamOptimizerConfig(AdamOptimizerConfig):
 
     def setup(self, params) -> torch.optim.Optimizer:  # noqa: ANN001 - nerfstudio's signature
         return torch.optim.Adam(params, lr=self.lr, eps=self.eps, weight_decay=self.weight_decay, fused=self.fused)
+
+
+@dataclass
+class SparseAdamOptimizerConfig(OptimizerConfig):
+    """Lazy Adam for the codebook: rows without a gradient in a step are left alone."""
+
+    def setup(self, params) -> torch.optim.Optimizer:  # noqa: ANN001 - nerfstudio's signature
+        return torch.optim.SparseAdam(params, lr=self.lr, eps=self.eps)
