@@ -51,8 +51,8 @@ hyp_nerf = MethodSpecification(
             model=HypNeRFModelConfig(eval_num_rays_per_chunk=8192),
         ),
         optimizers={
-            "codebook": _optimizer(lr=2e-1, lr_final=2e-2, sparse=True),
-            "hypernetwork": _optimizer(lr=1e-2, lr_final=1e-3),
+            "codebook": _optimizer(lr=5e-2, lr_final=5e-3, sparse=True),
+            "hypernetwork": _optimizer(lr=3e-3, lr_final=3e-4),
         },
         viewer=ViewerConfig(num_rays_per_chunk=8192),
         vis="viewer",

@@ -1,4 +1,4 @@
-"""Errors about the user's input, shown as one line without a traceback."""
+"""Errors shown to the user as one line without a traceback."""
 
 from __future__ import annotations
 
@@ -6,17 +6,28 @@ from pathlib import Path
 from typing import Union
 
 
-class InputError(SystemExit):
-    """Bad input (a missing file, a malformed transforms file, ...).
+class HypnerfError(SystemExit):
+    """An error to report in one line: `hypnerf-ns: <message>`, exit status 1.
 
-    A `SystemExit`, so that when nothing catches it (as in `ns-train`), Python prints the one
-    line `hypnerf-ns: <path>: <problem>` and exits with status 1 instead of a traceback.
+    A `SystemExit`, so that when nothing catches it (as in `ns-train`), Python prints the line
+    and exits instead of printing a traceback. Callers and tests can still catch it.
     """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"hypnerf-ns: {message}")
+
+    def __str__(self) -> str:
+        return str(self.code)
+
+
+class InputError(HypnerfError):
+    """Bad input (a missing file, a malformed transforms file, ...), naming the file."""
 
     def __init__(self, path: Union[str, Path], problem: str) -> None:
         self.path = Path(path)
         self.problem = problem
-        super().__init__(f"hypnerf-ns: {path}: {problem}")
+        super().__init__(f"{path}: {problem}")
 
-    def __str__(self) -> str:
-        return str(self.code)
+
+class DivergedError(HypnerfError):
+    """Training produced a non-finite loss; stops before the optimiser step spoils the weights."""

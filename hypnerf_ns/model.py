@@ -27,6 +27,7 @@ from nerfacc import accumulate_along_rays
 from torchmetrics.functional import structural_similarity_index_measure
 
 from hypnerf_ns.encoding import HashGridSpec
+from hypnerf_ns.errors import DivergedError
 from hypnerf_ns.field import HyperField
 from hypnerf_ns.hypernetwork import Codebook, Codes, HyperNetwork, NeRFParams
 from hypnerf_ns.sampling import OccupancyGrids, march, occupancy_from_density, packed_weights, ray_aabb
@@ -290,6 +291,11 @@ class HypNeRFModel(Model):
             outputs["rgb"], outputs["accumulation"], batch["image"].to(self.device)
         )
         losses = {"rgb_loss": torch.mean((pred - gt) ** 2)}
+        if not torch.isfinite(losses["rgb_loss"]):
+            raise DivergedError(
+                "training diverged (the RGB loss is not finite); checkpoints already written are intact: "
+                "resume from one with lower learning rates (--optimizers.hypernetwork.optimizer.lr)"
+            )
         if self.training:
             objects = torch.unique(outputs["object_index"])
             losses["kl_loss"] = self.config.kl_weight * self.codebook.kl(objects)

@@ -84,6 +84,8 @@ def small_config(data: Path, output_dir: Path, steps: int, scale: float = 0.25):
     config.pipeline.datamanager.pixel_sampler.objects_per_batch = 3
     config.pipeline.model.occupancy_warmup_steps = 20
     config.pipeline.model.occupancy_update_every = 4
+    # All three objects are in every batch, so the codes can move faster than the category default.
+    config.optimizers["codebook"]["optimizer"].lr = 0.2
     config.max_num_iterations = steps
     config.steps_per_save = steps
     config.vis = "tensorboard"
