@@ -115,8 +115,10 @@ def cpu_kernels() -> Optional[ModuleType]:
 
     Returns None (and logs why, once) when they cannot be built, e.g. without a C++ compiler.
     """
+    from nerfstudio.utils.rich_utils import CONSOLE
     from torch.utils.cpp_extension import load_inline
 
+    CONSOLE.print("Loading the fused hash-encoding CPU kernel (compiled once, about a minute the first time)")
     source = (Path(__file__).parent / "csrc" / "hash_encoding.cpp").read_text()
     try:
         return load_inline(

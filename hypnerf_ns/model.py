@@ -247,7 +247,7 @@ class HypNeRFModel(Model):
         if want_normals:
             normals = accumulate_along_rays(weights[:, 0], field_outputs[FieldHeadNames.NORMALS], ray_index, num_rays)
             outputs["normals"] = (torch.nn.functional.normalize(normals, dim=-1) + 1.0) / 2.0
-        outputs["num_samples"] = torch.full((num_rays, 1), len(ray_index) / max(num_rays, 1), device=origins.device)
+        outputs["num_samples"] = torch.bincount(ray_index, minlength=num_rays)[:, None].float()  # per ray
         if order is not None:
             inverse = torch.empty_like(order)
             inverse[order] = torch.arange(num_rays, device=order.device)
