@@ -1,0 +1,1 @@
+"""Category datasets: parsing object folders and batching rays from several objects."""
