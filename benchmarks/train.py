@@ -50,6 +50,10 @@ class Args:
     """Use only the first N objects (quick runs)."""
     output: Path = Path("benchmarks/results/train.json")
     seed: int = 0
+    codebook_lr: Optional[float] = None
+    """Override the codes' learning rate (for sweeps)."""
+    hypernetwork_lr: Optional[float] = None
+    """Override the hypernetwork's learning rate (for sweeps)."""
 
 
 def peak_rss_mb() -> float:
@@ -73,6 +77,9 @@ def make_trainer(args: Args, workdir: Path) -> Trainer:
     config.output_dir = workdir / "outputs"
     config.machine.seed = args.seed
     config.steps_per_save = 10**9
+    for group, lr in (("codebook", args.codebook_lr), ("hypernetwork", args.hypernetwork_lr)):
+        if lr is not None:
+            config.optimizers[group]["optimizer"].lr = lr
     config.set_timestamp()
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
