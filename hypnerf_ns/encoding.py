@@ -86,7 +86,7 @@ def hash_encode_reference(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGri
     vertex = torch.stack((cell, cell + 1), dim=-1)
     dense = torch.tensor(spec.dense_levels, device=device)  # [L]
     stride = torch.tensor(
-        [[1, r + 1, (r + 1) ** 2] if d else list(_PRIMES) for r, d in zip(spec.resolutions, spec.dense_levels)],
+        [[1, r + 1, (r + 1) ** 2] if d else list(_PRIMES) for r, d in zip(spec.resolutions, spec.dense_levels, strict=True)],
         device=device,
         dtype=torch.int32,
     )  # [L, 3]

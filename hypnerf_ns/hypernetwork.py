@@ -110,7 +110,7 @@ class ParamHead(nn.Module):
         flat = self.linear(features)
         return {
             name: chunk.reshape(features.shape[0], *shape)
-            for (name, shape), chunk in zip(self.shapes.items(), flat.split(self.sizes, dim=-1))
+            for (name, shape), chunk in zip(self.shapes.items(), flat.split(self.sizes, dim=-1), strict=True)
         }
 
 
