@@ -27,7 +27,7 @@ from nerfacc import accumulate_along_rays
 from torchmetrics.functional import structural_similarity_index_measure
 
 from hypnerf_ns.encoding import HashGridSpec
-from hypnerf_ns.errors import DivergedError
+from hypnerf_ns.errors import DivergedError, HypnerfError
 from hypnerf_ns.field import HyperField
 from hypnerf_ns.hypernetwork import Codebook, Codes, HyperNetwork, NeRFParams
 from hypnerf_ns.sampling import OccupancyGrids, march, occupancy_from_density, packed_weights, ray_aabb
@@ -128,9 +128,9 @@ class HypNeRFModel(Model):
 
     def set_extra_state(self, state: Dict[str, Any]) -> None:
         if list(state["object_ids"]) != self.object_ids:
-            raise ValueError(
-                f"checkpoint objects ({len(state['object_ids'])}) differ from the data's ({len(self.object_ids)}): "
-                "load it with the category it was trained on"
+            raise HypnerfError(
+                f"the checkpoint's {len(state['object_ids'])} objects differ from the {len(self.object_ids)} objects "
+                "of --data: load it with the category it was trained on"
             )
         self.object_names = list(state["object_names"])
 
