@@ -140,3 +140,13 @@ def test_rays_through_empty_space_render_background(trained) -> None:
         outputs = model.render(rays, params, torch.zeros(len(rays), dtype=torch.long), empty)
     assert torch.equal(outputs["accumulation"], torch.zeros_like(outputs["accumulation"]))
     assert torch.allclose(outputs["rgb"], torch.ones_like(outputs["rgb"]))
+
+
+def test_checkpoint_of_another_category_is_refused(trained) -> None:
+    from hypnerf_ns.errors import HypnerfError
+
+    _, trainer, _ = trained
+    state = trainer.pipeline.model.state_dict()
+    state["_extra_state"] = {"object_ids": ["some-other-chair"], "object_names": ["Other"]}
+    with pytest.raises(HypnerfError, match="objects differ"):
+        trainer.pipeline.model.load_state_dict(state)
