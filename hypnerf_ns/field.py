@@ -42,6 +42,16 @@ def grouped_linear(x: Tensor, weight: Tensor, bias: Tensor, counts: List[int]) -
     return torch.cat([torch.addmm(bias[i], chunk, weight[i]) for i, chunk in enumerate(x.split(counts))])
 
 
+MAX_RAW_DENSITY = 15.0
+"""exp(15) = 3.3e6 per unit length: opaque within any sample; caps the activation so it never overflows."""
+
+
+def density_from_raw(raw: Tensor) -> Tensor:
+    """Density = exp(raw), raw capped at MAX_RAW_DENSITY (an uncapped exp reaches inf in float32,
+    and one inf optical depth turns the packed transmittance cumsum into NaN for later rays)."""
+    return trunc_exp(raw.clamp(max=MAX_RAW_DENSITY))
+
+
 class HyperField(Field):
     """Density and colour of points under the NeRF parameters of their own object.
 
@@ -114,7 +124,7 @@ class HyperField(Field):
     def get_density(self, ray_samples: RaySamples) -> Tuple[Tensor, Tensor]:
         """Density [P, 1] and geometry features [P, geo_feat_dim] of packed samples [P]."""
         raw, geo = self._density_mlp(ray_samples.frustums.get_positions(), ray_samples.metadata["slot"][..., 0])
-        return trunc_exp(raw), geo
+        return density_from_raw(raw), geo
 
     def get_outputs(self, ray_samples: RaySamples, density_embedding: Optional[Tensor] = None) -> Dict:
         assert density_embedding is not None
@@ -129,7 +139,7 @@ class HyperField(Field):
                 positions = positions.detach().requires_grad_(True)
             raw, geo = self._density_mlp(positions, slot)
         outputs = {
-            FieldHeadNames.DENSITY: trunc_exp(raw),
+            FieldHeadNames.DENSITY: density_from_raw(raw),
             FieldHeadNames.RGB: self._color_mlp(geo, ray_samples.frustums.directions),
         }
         if compute_normals:

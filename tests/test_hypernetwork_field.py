@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from nerfstudio.cameras.rays import Frustums, RaySamples
 from nerfstudio.field_components.field_heads import FieldHeadNames
@@ -92,3 +93,19 @@ def test_fresh_hypernetwork_makes_a_nearly_empty_grey_nerf() -> None:
     assert out[FieldHeadNames.DENSITY].max() < 1.0  # < 1% opacity per 1/128 step: empty space
     rgb = out[FieldHeadNames.RGB]
     assert (rgb - 0.5).abs().max() < 0.35 and rgb.std() < 0.15  # grey-ish, no noise
+
+
+def test_huge_raw_density_stays_finite_and_does_not_spoil_other_rays() -> None:
+    from hypnerf_ns.field import density_from_raw
+    from hypnerf_ns.sampling import packed_weights
+
+    raw = torch.tensor([0.0, 1000.0, 2.0, 0.5, 1.0])
+    density = density_from_raw(raw)
+    assert torch.isfinite(density).all()
+    ray_index = torch.tensor([0, 0, 0, 1, 1])
+    deltas = torch.full((5,), 0.01)
+    weights = packed_weights(density, deltas, ray_index, 2)
+    assert torch.isfinite(weights).all()
+    assert weights[:3].sum() == pytest.approx(1.0, abs=1e-5), "the capped sample is opaque"
+    alone = packed_weights(density[3:], deltas[3:], torch.zeros(2, dtype=torch.long), 1)
+    assert torch.allclose(weights[3:], alone), "the next ray is unaffected"
