@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from hypnerf_ns.data.dataparser import CategoryDataParserConfig
-from hypnerf_ns.errors import InputError
+from hypnerf_ns.errors import HypnerfError, InputError
 
 from conftest import write_object
 
@@ -102,3 +102,19 @@ def test_ns_train_reports_bad_data_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("hypnerf-ns: ") and "chair/transforms_train.json: malformed JSON" in last_line
+
+
+def test_holdout_leaves_out_every_nth_object(tiny_category: Path) -> None:
+    from hypnerf_ns.data.dataparser import list_objects, split_holdout
+
+    for k in range(4):
+        write_object(tiny_category / f"extra{k}", {"train": 1, "val": 1, "test": 1})
+    listing = json.loads((tiny_category / "objects.json").read_text())
+    listing["objects"] += [{"id": f"extra{k}", "name": f"extra {k}"} for k in range(4)]
+    (tiny_category / "objects.json").write_text(json.dumps(listing))
+    train, held = split_holdout(list_objects(tiny_category), 3)
+    assert [o.id for o in held] == ["extra0", "extra3"]
+    outputs = CategoryDataParserConfig(data=tiny_category, holdout_every=3).setup().get_dataparser_outputs("train")
+    assert outputs.metadata["object_ids"] == ["red", "blue", "extra1", "extra2"]
+    with pytest.raises(HypnerfError, match="holdout_every"):
+        split_holdout(list_objects(tiny_category), 1)

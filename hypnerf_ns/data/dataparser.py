@@ -26,7 +26,7 @@ from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserCo
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 
-from hypnerf_ns.errors import InputError
+from hypnerf_ns.errors import HypnerfError, InputError
 
 
 @dataclass
@@ -135,15 +135,47 @@ def read_object_views(entry: ObjectEntry, split: str) -> ObjectViews:
     return ObjectViews(filenames, np.stack(poses), fx, fy, cx, cy, width, height)
 
 
+def split_holdout(objects: List[ObjectEntry], every: int) -> Tuple[List[ObjectEntry], List[ObjectEntry]]:
+    """(training objects, held-out objects): every `every`-th object is held out; none if 0."""
+    if every < 0 or every == 1:
+        raise HypnerfError(f"holdout_every must be 0 (keep all) or at least 2, got {every}")
+    held = {k for k in range(len(objects)) if every and k % every == every - 1}
+    return [o for k, o in enumerate(objects) if k not in held], [o for k, o in enumerate(objects) if k in held]
+
+
+DEFAULT_DATA = Path("data/chairs")
+"""The default category, prepared on first use (`prepare_default_category`)."""
+
+
+def prepare_default_category(root: Path) -> None:
+    """Render the default chairs (Debian's sweethome3d-furniture, CC0 / CC-BY) into `root`.
+
+    Runs when the default data is asked for and its objects.json is missing; object folders
+    already rendered are kept, so an interrupted preparation resumes.
+    """
+    from rich.console import Console
+
+    from hypnerf_ns.data.furniture import Furniture
+
+    Console().print(
+        f"[bold]No category at {root}: preparing the default one[/bold] (real chairs from Debian's "
+        "sweethome3d-furniture, CC0 / CC-BY), once; a few minutes on a CPU. "
+        "Use --data ROOT for your own category."
+    )
+    Furniture(output=root, category="chair").main()
+
+
 @dataclass
 class CategoryDataParserConfig(DataParserConfig):
     """A category: one sub-folder per object, each in nerf-synthetic layout."""
 
     _target: Type = field(default_factory=lambda: CategoryDataParser)
-    data: Path = Path("data/chairs")
-    """Category root: one sub-folder per object, optional objects.json."""
+    data: Path = DEFAULT_DATA
+    """Category root: one sub-folder per object, optional objects.json (default: prepared on first use)."""
     aabb_half_size: float = 0.5
     """Objects lie in [-s, s]^3 (nerf-synthetic scale of the category tooling: s = 0.5)."""
+    holdout_every: int = 0
+    """Leave out every N-th object (list positions N-1, 2N-1, ...) for generalization tests; 0 keeps all."""
 
 
 class CategoryDataParser(DataParser):
@@ -152,7 +184,10 @@ class CategoryDataParser(DataParser):
     config: CategoryDataParserConfig
 
     def _generate_dataparser_outputs(self, split: str = "train", **kwargs: Any) -> DataparserOutputs:
-        objects = list_objects(Path(self.config.data))
+        root = Path(self.config.data)
+        if root == DEFAULT_DATA and not (root / "objects.json").is_file():
+            prepare_default_category(root)
+        objects, _ = split_holdout(list_objects(root), self.config.holdout_every)
         filenames: List[Path] = []
         poses, fx, fy, cx, cy, widths, heights, object_index = [], [], [], [], [], [], [], []
         for index, entry in enumerate(objects):
