@@ -1,6 +1,7 @@
 """`hypnerf-ns`: the verbs nerfstudio has no command for.
 
     hypnerf-ns data meshes|furniture|srn|abo|check ...
+    hypnerf-ns invert --load-config CFG --data OBJECT_DIR --views 0 [3 7 ...]
 
 Each verb is a tyro union of command dataclasses, each with a `main()` method; tyro builds the
 options from their fields and docstrings. The top level is dispatched by hand so that every
@@ -18,6 +19,7 @@ from typing_extensions import Annotated
 
 warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")  # noise from nerfstudio's imports
 
+from hypnerf_ns.commands import Invert  # noqa: E402
 from hypnerf_ns.data.abo import ConvertABO  # noqa: E402
 from hypnerf_ns.data.check import Check  # noqa: E402
 from hypnerf_ns.data.furniture import Furniture  # noqa: E402
@@ -34,6 +36,7 @@ DataCommand = Union[
 
 VERBS: Dict[str, Tuple[Any, str]] = {
     "data": (DataCommand, "make, convert and check category datasets"),
+    "invert": (Invert, "fit a trained prior to posed views of a new object: latent file + renders"),
 }
 
 

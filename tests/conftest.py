@@ -93,3 +93,23 @@ def small_config(data: Path, output_dir: Path, steps: int, scale: float = 0.25):
     config.machine.seed = 0
     config.set_timestamp()
     return config
+
+
+STEPS = 80
+
+
+@pytest.fixture(scope="session")
+def trained(three_chairs: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A hyp-nerf trained for STEPS steps on the three chairs: (config, trainer, losses)."""
+    import torch
+
+    from hypnerf_ns.training import train_step
+
+    torch.manual_seed(0)
+    config = small_config(three_chairs, tmp_path_factory.mktemp("run"), steps=STEPS)
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    config.save_config()
+    losses = [train_step(trainer, step).loss for step in range(STEPS)]
+    trainer.save_checkpoint(STEPS - 1)
+    return config, trainer, losses

@@ -11,27 +11,11 @@ import pytest
 import torch
 from nerfstudio.utils.eval_utils import eval_setup
 
-from hypnerf_ns.training import train_step
-
-from conftest import small_config
-
-STEPS = 80
+from conftest import STEPS
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(-10 * torch.log10(torch.mean((a - b) ** 2)))
-
-
-@pytest.fixture(scope="module")
-def trained(three_chairs: Path, tmp_path_factory: pytest.TempPathFactory):
-    torch.manual_seed(0)
-    config = small_config(three_chairs, tmp_path_factory.mktemp("run"), steps=STEPS)
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    config.save_config()
-    losses = [train_step(trainer, step).loss for step in range(STEPS)]
-    trainer.save_checkpoint(STEPS - 1)
-    return config, trainer, losses
 
 
 def test_loss_drops(trained) -> None:

@@ -1,0 +1,108 @@
+"""`hypnerf-ns invert` (and the loading of a trained prior that the inference verbs share)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from hypnerf_ns.data.writer import write_text_atomic
+from hypnerf_ns.errors import InputError
+from hypnerf_ns.hypernetwork import Codes
+from hypnerf_ns.inversion import PosedPixels, candidate_codes, invert, load_posed_pixels, on_white, photometric_errors, render_rays
+from hypnerf_ns.latent import Latent, prior_fingerprint
+from hypnerf_ns.model import HypNeRFModel
+
+CONSOLE = Console()
+
+
+def load_prior(config_path: Path) -> Tuple[HypNeRFModel, float]:
+    """The trained model of a `config.yml` (latest checkpoint) in eval mode, and its image scale."""
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    if not config_path.is_file():
+        raise InputError(config_path, "no such config (expected outputs/<experiment>/hyp-nerf/<timestamp>/config.yml)")
+    config, pipeline, _, _ = eval_setup(config_path, test_mode="inference")
+    model = pipeline.model
+    if not isinstance(model, HypNeRFModel):
+        raise InputError(config_path, f"a {type(model).__name__}, not a hyp-nerf model")
+    model.eval()
+    return model, float(config.pipeline.datamanager.camera_res_scale_factor)
+
+
+def psnr_on(model: HypNeRFModel, codes: Codes, pixels: PosedPixels) -> Tuple[float, Tensor]:
+    """PSNR on white of `codes` rendering `pixels`, and the rendered RGB [R, 3]."""
+    model.eval()
+    with torch.no_grad():
+        rgb = render_rays(model, codes, pixels.origins, pixels.directions, model.occupancy_of(model.hypernetwork(codes)))
+    mse = float(((rgb - on_white(pixels.rgba)) ** 2).mean())
+    return -10.0 * float(np.log10(max(mse, 1e-10))), rgb
+
+
+def best_start(model: HypNeRFModel, pixels: PosedPixels, count: int = 4096, seed: int = 0) -> Tuple[Codes, List[Tuple[str, float]]]:
+    """The candidate code (training objects' and the mean) that best renders a sample of `pixels`."""
+    generator = torch.Generator().manual_seed(seed)
+    sample = pixels.select(torch.randperm(len(pixels.origins), generator=generator)[:count].to(pixels.origins.device))
+    candidates, occupied, names = candidate_codes(model)
+    errors = photometric_errors(model, candidates, occupied, sample)
+    order = torch.argsort(errors).tolist()
+    best = order[0]
+    return Codes(candidates.shape[best : best + 1], candidates.color[best : best + 1]), [(names[k], float(errors[k])) for k in order]
+
+
+@dataclass
+class Invert:
+    """Fit the prior's codes to posed views of an object it never saw; write a latent file and renders."""
+
+    load_config: Path
+    """config.yml of a trained hyp-nerf (outputs/<experiment>/hyp-nerf/<timestamp>/config.yml)."""
+    data: Path
+    """The object's folder (nerf-synthetic: transforms_train.json, optional transforms_test.json)."""
+    views: Tuple[int, ...] = (0,)
+    """Indices of the input views in transforms_train.json."""
+    output: Optional[Path] = None
+    """Where to write latent.pt, metrics.json and renders/ (default: inversions/<object>)."""
+    steps: int = 200
+    """Optimisation steps (1024 random input pixels each)."""
+    lr: float = 0.02
+    prior_weight: float = 1e-3
+    """Weight of 0.5 |z|^2, which keeps the codes where the prior was trained."""
+    seed: int = 0
+
+    def main(self) -> None:
+        start_time = time.perf_counter()
+        model, scale = load_prior(self.load_config)
+        output = self.output if self.output is not None else Path("inversions") / self.data.name
+        pixels = load_posed_pixels(self.data, "train", self.views, scale, model.device)
+        start, ranking = best_start(model, pixels, seed=self.seed)
+        CONSOLE.print("best starting codes: " + ", ".join(f"{name} ({error:.4f})" for name, error in ranking[:3]))
+        columns = (TextColumn("[bold blue]inverting"), BarColumn(), TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=CONSOLE) as progress:
+            task = progress.add_task("invert", total=self.steps, loss=float("nan"))
+            codes = invert(
+                model, pixels, start, self.steps, lr=self.lr, prior_weight=self.prior_weight, seed=self.seed,
+                on_step=lambda step, loss: progress.update(task, advance=1, loss=loss),
+            )
+        seconds = time.perf_counter() - start_time
+        latent = Latent(codes, prior_fingerprint(model), str(self.load_config), self.data.name, {"data": str(self.data), "split": "train", "views": list(self.views)})
+        latent.save(output / "latent.pt")
+        metrics = {"object": self.data.name, "views": list(self.views), "seconds": seconds, "start": ranking[0][0]}
+        if (self.data / "transforms_test.json").is_file():
+            test = load_posed_pixels(self.data, "test", None, scale, model.device)
+            metrics["test_psnr"], rgb = psnr_on(model, codes, test)
+            height, width = test.size
+            images = (rgb.reshape(-1, height, width, 3).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+            (output / "renders").mkdir(parents=True, exist_ok=True)
+            for k, image in enumerate(images):
+                Image.fromarray(image).save(output / "renders" / f"test_{k}.png")
+        write_text_atomic(output / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+        CONSOLE.print(f"wrote {output / 'latent.pt'} in {seconds:.1f} s" + (f"; test-view PSNR {metrics['test_psnr']:.2f} dB" if "test_psnr" in metrics else ""))

@@ -1,0 +1,83 @@
+"""Inversion on a seconds-trained prior: codes fit views, the right object is found, latent files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hypnerf_ns.cli import entrypoint
+from hypnerf_ns.commands import best_start, psnr_on
+from hypnerf_ns.errors import InputError
+from hypnerf_ns.hypernetwork import Codes
+from hypnerf_ns.inversion import candidate_codes, invert, load_posed_pixels
+from hypnerf_ns.latent import Latent, prior_fingerprint
+
+SCALE = 0.25  # the trained fixture's image scale (32 px)
+
+
+def test_best_start_finds_the_object_of_its_own_views(trained, three_chairs: Path) -> None:
+    _, trainer, _ = trained
+    model = trainer.pipeline.model
+    model.eval()
+    for index, object_id in enumerate(model.object_ids):
+        pixels = load_posed_pixels(three_chairs / object_id, "test", [0, 1], SCALE, model.device)
+        start, ranking = best_start(model, pixels)
+        assert ranking[0][0] == object_id, ranking
+        assert torch.equal(start.shape, model.codebook.shape_mean[index : index + 1].detach())
+
+
+def test_inversion_from_the_mean_code_fits_the_input_views(trained, three_chairs: Path) -> None:
+    _, trainer, _ = trained
+    model = trainer.pipeline.model
+    object_id = model.object_ids[1]
+    pixels = load_posed_pixels(three_chairs / object_id, "train", [0, 5, 10], SCALE, model.device)
+    candidates, _, names = candidate_codes(model)
+    mean = Codes(candidates.shape[-1:], candidates.color[-1:])
+    assert names[-1] == "mean code"
+    before, _ = psnr_on(model, mean, pixels)
+    weights = {k: v.clone() for k, v in model.hypernetwork.state_dict().items()}
+    codes = invert(model, pixels, mean, steps=40, lr=0.05)
+    after, _ = psnr_on(model, codes, pixels)
+    assert after > before + 1.0, (before, after)
+    for name, value in model.hypernetwork.state_dict().items():
+        assert torch.equal(value, weights[name]), f"hypernetwork weight {name} moved"
+    assert all(p.requires_grad for p in model.hypernetwork.parameters()), "training can go on afterwards"
+
+
+def test_invert_command_writes_latent_metrics_and_renders(trained, three_chairs: Path, tmp_path: Path) -> None:
+    config, trainer, _ = trained
+    object_id = trainer.pipeline.model.object_ids[0]
+    output = tmp_path / "inverted"
+    entrypoint(["invert", "--load-config", str(config.get_base_dir() / "config.yml"), "--data", str(three_chairs / object_id), "--views", "0", "3", "--steps", "5", "--output", str(output)])
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["views"] == [0, 3] and np.isfinite(metrics["test_psnr"]) and metrics["seconds"] > 0
+    renders = sorted((output / "renders").glob("test_*.png"))
+    assert len(renders) == 8 and Image.open(renders[0]).size == (32, 32)
+    latent = Latent.load(output / "latent.pt")
+    assert latent.source["views"] == [0, 3] and latent.name == object_id
+    latent.check_prior(trainer.pipeline.model, output / "latent.pt")
+
+
+def test_latent_round_trip_and_refusals(trained, tmp_path: Path) -> None:
+    _, trainer, _ = trained
+    model = trainer.pipeline.model
+    codes = Codes(torch.randn(1, model.config.shape_code_dim), torch.randn(1, model.config.color_code_dim))
+    path = tmp_path / "a.pt"
+    Latent(codes, prior_fingerprint(model), "cfg.yml", "thing", {"views": [1]}).save(path)
+    loaded = Latent.load(path)
+    assert torch.equal(loaded.codes.shape, codes.shape) and torch.equal(loaded.codes.color, codes.color)
+    loaded.check_prior(model, path)
+
+    Latent(codes, "0123456789abcdef", "other/config.yml").save(tmp_path / "other.pt")
+    with pytest.raises(InputError, match="other.pt: made with another prior"):
+        Latent.load(tmp_path / "other.pt").check_prior(model, tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(InputError, match="junk.pt: not a latent file"):
+        Latent.load(tmp_path / "junk.pt")
+    with pytest.raises(InputError, match="no such latent file"):
+        Latent.load(tmp_path / "missing.pt")
