@@ -2,6 +2,7 @@
 
     hypnerf-ns data meshes|furniture|srn|abo|check ...
     hypnerf-ns invert --load-config CFG --data OBJECT_DIR --views 0 [3 7 ...]
+    hypnerf-ns eval --load-config CFG --data ROOT --task generalization --output FILE.json
 
 Each verb is a tyro union of command dataclasses, each with a `main()` method; tyro builds the
 options from their fields and docstrings. The top level is dispatched by hand so that every
@@ -21,6 +22,7 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")  #
 
 from hypnerf_ns.commands import Invert  # noqa: E402
 from hypnerf_ns.data.abo import ConvertABO  # noqa: E402
+from hypnerf_ns.evaluation import Eval  # noqa: E402
 from hypnerf_ns.data.check import Check  # noqa: E402
 from hypnerf_ns.data.furniture import Furniture  # noqa: E402
 from hypnerf_ns.data.meshes import Meshes  # noqa: E402
@@ -37,6 +39,7 @@ DataCommand = Union[
 VERBS: Dict[str, Tuple[Any, str]] = {
     "data": (DataCommand, "make, convert and check category datasets"),
     "invert": (Invert, "fit a trained prior to posed views of a new object: latent file + renders"),
+    "eval": (Eval, "evaluate a trained prior (generalization to unseen objects, with baselines)"),
 }
 
 

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from hypnerf_ns.data.writer import write_text_atomic
 from hypnerf_ns.errors import InputError
-from hypnerf_ns.hypernetwork import Codes
+from hypnerf_ns.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.inversion import PosedPixels, candidate_codes, invert, load_posed_pixels, on_white, photometric_errors, render_rays
 from hypnerf_ns.latent import Latent, prior_fingerprint
 from hypnerf_ns.model import HypNeRFModel
@@ -39,11 +39,11 @@ def load_prior(config_path: Path) -> Tuple[HypNeRFModel, float]:
     return model, float(config.pipeline.datamanager.camera_res_scale_factor)
 
 
-def psnr_on(model: HypNeRFModel, codes: Codes, pixels: PosedPixels) -> Tuple[float, Tensor]:
-    """PSNR on white of `codes` rendering `pixels`, and the rendered RGB [R, 3]."""
+def psnr_on(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels) -> Tuple[float, Tensor]:
+    """PSNR on white of one NeRF rendering `pixels`, and the rendered RGB [R, 3]."""
     model.eval()
     with torch.no_grad():
-        rgb = render_rays(model, codes, pixels.origins, pixels.directions, model.occupancy_of(model.hypernetwork(codes)))
+        rgb = render_rays(model, params, pixels.origins, pixels.directions, model.occupancy_of(params))
     mse = float(((rgb - on_white(pixels.rgba)) ** 2).mean())
     return -10.0 * float(np.log10(max(mse, 1e-10))), rgb
 
@@ -98,7 +98,8 @@ class Invert:
         metrics = {"object": self.data.name, "views": list(self.views), "seconds": seconds, "start": ranking[0][0]}
         if (self.data / "transforms_test.json").is_file():
             test = load_posed_pixels(self.data, "test", None, scale, model.device)
-            metrics["test_psnr"], rgb = psnr_on(model, codes, test)
+            with torch.no_grad():
+                metrics["test_psnr"], rgb = psnr_on(model, model.hypernetwork(codes), test)
             height, width = test.size
             images = (rgb.reshape(-1, height, width, 3).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
             (output / "renders").mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ downloaded here), is exact rather than amortised, and costs one batched render (
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -23,7 +24,7 @@ from nerfstudio.cameras.rays import RayBundle
 
 from hypnerf_ns.data.dataparser import ObjectEntry, read_object_views
 from hypnerf_ns.errors import InputError
-from hypnerf_ns.hypernetwork import Codes
+from hypnerf_ns.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.model import HypNeRFModel
 
 
@@ -82,13 +83,12 @@ def load_posed_pixels(folder: Path, split: str, views: Optional[Sequence[int]], 
     )
 
 
-def render_rays(model: HypNeRFModel, codes: Codes, origins: Tensor, directions: Tensor, occupied: Tensor, slot: Optional[Tensor] = None, chunk: int = 8192) -> Tensor:
-    """RGB [R, 3] on the model's background (white in eval mode) of rays [R] under B codes.
+def render_rays(model: HypNeRFModel, params: NeRFParams, origins: Tensor, directions: Tensor, occupied: Tensor, slot: Optional[Tensor] = None, chunk: int = 8192) -> Tensor:
+    """RGB [R, 3] on the model's background (white in eval mode) of rays [R] under B NeRFs.
 
-    `slot` [R] says which of the B codes each ray sees (all the first if None); `occupied` is
-    [B, G, G, G]. Gradients flow to the codes when enabled.
+    `slot` [R] says which of the B NeRFs each ray sees (all the first if None); `occupied` is
+    [B, G, G, G].
     """
-    params = model.hypernetwork(codes)
     slot = torch.zeros(len(origins), dtype=torch.long, device=origins.device) if slot is None else slot
     pieces = []
     for start in range(0, len(origins), chunk):
@@ -109,7 +109,7 @@ def photometric_errors(model: HypNeRFModel, candidates: Codes, occupied: Tensor,
     repeat = lambda t: t.repeat(count, *([1] * (t.dim() - 1)))  # noqa: E731
     slot = torch.arange(count, device=pixels.origins.device).repeat_interleave(len(pixels.origins))
     with torch.no_grad():
-        rgb = render_rays(model, candidates, repeat(pixels.origins), repeat(pixels.directions), occupied, slot)
+        rgb = render_rays(model, model.hypernetwork(candidates), repeat(pixels.origins), repeat(pixels.directions), occupied, slot)
     target = on_white(pixels.rgba)
     return ((rgb.reshape(count, -1, 3) - target[None]) ** 2).mean(dim=(1, 2))
 
@@ -127,50 +127,93 @@ def candidate_codes(model: HypNeRFModel) -> Tuple[Codes, Tensor, List[str]]:
     return all_codes, occupied, [*model.object_ids, "mean code"]
 
 
-def invert(
+def fit(
     model: HypNeRFModel,
     pixels: PosedPixels,
-    start: Codes,
-    steps: int = 300,
+    variables: List[Tensor],
+    make_params: Callable[[], NeRFParams],
+    steps: int,
     rays_per_step: int = 1024,
     lr: float = 0.02,
-    prior_weight: float = 1e-3,
+    regulariser: Optional[Callable[[], Tensor]] = None,
     occupancy_every: int = 25,
     seed: int = 0,
     on_step: Optional[Callable[[int, float], None]] = None,
-) -> Codes:
-    """Optimise one object's codes [1, D] to render `pixels`, the hypernetwork frozen.
+    seconds: Optional[float] = None,
+) -> None:
+    """Optimise `variables` (in place, Adam) so that the NeRF `make_params()` renders `pixels`.
 
-    Loss per step: RGB MSE on random pixels against a random background (as in training, so the
-    alpha of the views is used) + `prior_weight` * 0.5 |z|^2 (keeps codes where the prior was
-    trained; matters for one view). The occupancy grid follows the codes every few steps.
+    The model's own weights stay frozen. Loss per step: RGB MSE on `rays_per_step` random pixels
+    against a random background (as in training, so the views' alpha is used), plus
+    `regulariser()` if given. The occupancy grid follows the parameters every few steps.
+    Stops early once `seconds` (if given) have passed.
     """
+    deadline = None if seconds is None else time.perf_counter() + seconds
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    shape = start.shape.detach().clone().requires_grad_(True)
-    color = start.color.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([shape, color], lr=lr)
+    optimizer = torch.optim.Adam(variables, lr=lr)
     was_training = model.training
     model.train()
     model.requires_grad_(False)
     try:
         occupied = None
         for step in range(steps):
-            codes = Codes(shape, color)
+            params = make_params()
             if occupied is None or step % occupancy_every == 0:
-                with torch.no_grad():
-                    occupied = model.occupancy_of(model.hypernetwork(codes))
+                occupied = model.occupancy_of({name: value.detach() for name, value in params.items()})
             batch = pixels.select(torch.randint(len(pixels.origins), (rays_per_step,), generator=generator).to(pixels.origins.device))
-            params = model.hypernetwork(codes)
             bundle = RayBundle(origins=batch.origins, directions=batch.directions, pixel_area=torch.ones_like(batch.origins[:, :1]))
             outputs = model.render(bundle, params, torch.zeros(len(batch.origins), dtype=torch.long, device=batch.origins.device), occupied)
             pred, gt = model.renderer_rgb.blend_background_for_loss_computation(outputs["rgb"], outputs["accumulation"], batch.rgba)
-            loss = ((pred - gt) ** 2).mean() + prior_weight * 0.5 * (shape.square().sum() + color.square().sum())
+            loss = ((pred - gt) ** 2).mean()
+            if regulariser is not None:
+                loss = loss + regulariser()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             if on_step is not None:
                 on_step(step, float(loss))
+            if deadline is not None and time.perf_counter() > deadline:
+                break
     finally:
         model.requires_grad_(True)
         model.train(was_training)
+
+
+def invert(
+    model: HypNeRFModel,
+    pixels: PosedPixels,
+    start: Codes,
+    steps: int = 200,
+    lr: float = 0.02,
+    prior_weight: float = 1e-3,
+    seed: int = 0,
+    on_step: Optional[Callable[[int, float], None]] = None,
+) -> Codes:
+    """Optimise one object's codes [1, D] to render `pixels`, the hypernetwork frozen.
+
+    `prior_weight` * 0.5 |z|^2 keeps the codes where the prior was trained (matters for one view).
+    """
+    shape = start.shape.detach().clone().requires_grad_(True)
+    color = start.color.detach().clone().requires_grad_(True)
+    fit(
+        model, pixels, [shape, color], lambda: model.hypernetwork(Codes(shape, color)), steps, lr=lr,
+        regulariser=lambda: prior_weight * 0.5 * (shape.square().sum() + color.square().sum()), seed=seed, on_step=on_step,
+    )
     return Codes(shape.detach(), color.detach())
+
+
+def fresh_params(model: HypNeRFModel, seed: int = 0) -> NeRFParams:
+    """One untrained NeRF of the model's architecture, as leaf tensors [1, ...] that require grad:
+    the same start the hypernetwork's heads have (near-zero tables, He-initialised MLPs)."""
+    generator = torch.Generator().manual_seed(seed)
+    tables = (torch.rand(model.field.table_shape, generator=generator) * 2 - 1) * 1e-4
+    params = {"tables": tables, **model.field.init_mlp_params(generator)}
+    return {name: value[None].to(model.device).requires_grad_(True) for name, value in params.items()}
+
+
+def fit_from_scratch(model: HypNeRFModel, pixels: PosedPixels, steps: int, lr: float = 0.01, seed: int = 0, seconds: Optional[float] = None) -> NeRFParams:
+    """The baseline without the prior: the same small NeRF fitted to `pixels` from `fresh_params`
+    (for `steps` steps or `seconds`, whichever ends first)."""
+    params = fresh_params(model, seed)
+    fit(model, pixels, list(params.values()), lambda: params, steps, lr=lr, seed=seed, seconds=seconds)
+    return {name: value.detach() for name, value in params.items()}

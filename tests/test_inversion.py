@@ -39,10 +39,12 @@ def test_inversion_from_the_mean_code_fits_the_input_views(trained, three_chairs
     candidates, _, names = candidate_codes(model)
     mean = Codes(candidates.shape[-1:], candidates.color[-1:])
     assert names[-1] == "mean code"
-    before, _ = psnr_on(model, mean, pixels)
+    with torch.no_grad():
+        before, _ = psnr_on(model, model.hypernetwork(mean), pixels)
     weights = {k: v.clone() for k, v in model.hypernetwork.state_dict().items()}
     codes = invert(model, pixels, mean, steps=40, lr=0.05)
-    after, _ = psnr_on(model, codes, pixels)
+    with torch.no_grad():
+        after, _ = psnr_on(model, model.hypernetwork(codes), pixels)
     assert after > before + 1.0, (before, after)
     for name, value in model.hypernetwork.state_dict().items():
         assert torch.equal(value, weights[name]), f"hypernetwork weight {name} moved"
@@ -81,3 +83,32 @@ def test_latent_round_trip_and_refusals(trained, tmp_path: Path) -> None:
         Latent.load(tmp_path / "junk.pt")
     with pytest.raises(InputError, match="no such latent file"):
         Latent.load(tmp_path / "missing.pt")
+
+
+def test_fit_from_scratch_fits_its_views(trained, three_chairs: Path) -> None:
+    from hypnerf_ns.inversion import fit_from_scratch, fresh_params
+
+    _, trainer, _ = trained
+    model = trainer.pipeline.model
+    pixels = load_posed_pixels(three_chairs / model.object_ids[2], "train", [0, 1], SCALE, model.device)
+    before, _ = psnr_on(model, {k: v.detach() for k, v in fresh_params(model).items()}, pixels)
+    after, _ = psnr_on(model, fit_from_scratch(model, pixels, steps=40, lr=0.02), pixels)
+    assert after > before + 1.0, (before, after)
+
+
+def test_eval_generalization_writes_the_schema(trained, three_chairs: Path, dev_chairs: Path, tmp_path: Path) -> None:
+    config, trainer, _ = trained
+    root = tmp_path / "category"
+    root.mkdir()
+    unseen = "blendswap-cc-0-oakChair"
+    for object_id in [*trainer.pipeline.model.object_ids, unseen]:
+        (root / object_id).symlink_to(dev_chairs / object_id)
+    output = tmp_path / "generalization.json"
+    entrypoint(["eval", "--load-config", str(config.get_base_dir() / "config.yml"), "--data", str(root), "--output", str(output), "--steps", "3"])
+    report = json.loads(output.read_text())
+    assert report["task"] == "generalization" and report["input_views"] == [0] and report["seconds"] > 0
+    assert list(report["objects"]) == [unseen]
+    for method in ("prior", "nearest", "mean", "scratch"):
+        result = report["objects"][unseen][method]
+        assert np.isfinite(result["psnr"]) and 0 < result["ssim"] <= 1
+        assert report["mean"][method]["psnr"] == pytest.approx(result["psnr"])
