@@ -104,11 +104,27 @@ def test_eval_generalization_writes_the_schema(trained, three_chairs: Path, dev_
     for object_id in [*trainer.pipeline.model.object_ids, unseen]:
         (root / object_id).symlink_to(dev_chairs / object_id)
     output = tmp_path / "generalization.json"
-    entrypoint(["eval", "--load-config", str(config.get_base_dir() / "config.yml"), "--data", str(root), "--output", str(output), "--steps", "3"])
+    entrypoint(["eval", "--load-config", str(config.get_base_dir() / "config.yml"), "--data", str(root), "--output", str(output), "--steps", "3", "--refine-seconds", "1"])
     report = json.loads(output.read_text())
     assert report["task"] == "generalization" and report["input_views"] == [0] and report["seconds"] > 0
     assert list(report["objects"]) == [unseen]
-    for method in ("prior", "nearest", "mean", "scratch"):
+    for method in ("prior", "refined", "nearest", "mean", "scratch"):
         result = report["objects"][unseen][method]
         assert np.isfinite(result["psnr"]) and 0 < result["ssim"] <= 1
         assert report["mean"][method]["psnr"] == pytest.approx(result["psnr"])
+
+
+def test_refine_improves_the_fit_of_the_generated_nerf(trained, three_chairs: Path) -> None:
+    from hypnerf_ns.inversion import refine
+
+    _, trainer, _ = trained
+    model = trainer.pipeline.model
+    pixels = load_posed_pixels(three_chairs / model.object_ids[0], "train", [0, 1], SCALE, model.device)
+    codes = model.codebook(torch.tensor([1]), sample=False)  # another object's codes: a poor fit to start
+    with torch.no_grad():
+        generated = model.hypernetwork(codes)
+        before, _ = psnr_on(model, generated, pixels)
+    refined = refine(model, pixels, codes, seconds=8.0, lr=0.01)
+    after, _ = psnr_on(model, refined, pixels)
+    assert after > before + 1.0, (before, after)
+    assert set(refined) == set(generated) and all(refined[k].shape == generated[k].shape for k in refined)
