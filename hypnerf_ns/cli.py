@@ -2,7 +2,8 @@
 
     hypnerf-ns data meshes|furniture|srn|abo|check ...
     hypnerf-ns invert --load-config CFG --data OBJECT_DIR --views 0 [3 7 ...]
-    hypnerf-ns eval --load-config CFG --data ROOT --task generalization --output FILE.json
+    hypnerf-ns retrieve --load-config CFG --camera OBJECT_DIR/transforms_test.json --frame 3 [--image IMG]
+    hypnerf-ns eval --load-config CFG --data ROOT --task generalization|reconstruction|retrieval --output FILE.json
 
 Each verb is a tyro union of command dataclasses, each with a `main()` method; tyro builds the
 options from their fields and docstrings. The top level is dispatched by hand so that every
@@ -27,6 +28,7 @@ from hypnerf_ns.data.check import Check  # noqa: E402
 from hypnerf_ns.data.furniture import Furniture  # noqa: E402
 from hypnerf_ns.data.meshes import Meshes  # noqa: E402
 from hypnerf_ns.data.srn import ConvertSRN  # noqa: E402
+from hypnerf_ns.retrieval import Retrieve  # noqa: E402
 
 DataCommand = Union[
     Annotated[Meshes, tyro.conf.subcommand("meshes")],
@@ -39,7 +41,8 @@ DataCommand = Union[
 VERBS: Dict[str, Tuple[Any, str]] = {
     "data": (DataCommand, "make, convert and check category datasets"),
     "invert": (Invert, "fit a trained prior to posed views of a new object: latent file + renders"),
-    "eval": (Eval, "evaluate a trained prior (generalization to unseen objects, with baselines)"),
+    "retrieve": (Retrieve, "rank a trained prior's objects for a posed query image"),
+    "eval": (Eval, "evaluate a trained prior: generalization, reconstruction (compression) or retrieval, with baselines"),
 }
 
 

@@ -1,7 +1,10 @@
-"""`hypnerf-ns eval`: the paper's tasks on a trained prior, with baselines on the same views.
+"""`hypnerf-ns eval`: the paper's three tasks on a trained prior, with baselines on the same views.
 
-Implemented: `generalization` (objects the prior never saw, from k input views). For each
-object and method the PSNR / SSIM over all its test views (white background), plus seconds:
+Every task writes {"task", "checkpoint", "objects": {id: {method: {metric: value}}}, "mean":
+{method: {metric: value}}, "seconds", ...task details} and prints a table.
+
+`generalization` (objects of `--data` the prior never saw, from k input views; PSNR / SSIM over
+all their test views on white, seconds per object):
 
 - `prior`:    best starting code (analysis-by-synthesis) + code inversion (`inversion.invert`)
 - `refined`:  `prior`, then the generated NeRF's own parameters fitted to the input views for
@@ -11,8 +14,14 @@ object and method the PSNR / SSIM over all its test views (white background), pl
 - `scratch`:  the same small NeRF fitted to the input views from scratch, for as long as
               `refined` took on that object (the longest method)
 
-Output JSON: {"task", "checkpoint", "input_views", "objects": {id: {method: {"psnr", "ssim",
-"seconds"}}}, "mean": {method: {"psnr", "ssim", "seconds"}}, "seconds"}.
+`reconstruction` (compression; the training objects found in `--data`): PSNR / SSIM on each
+object's test views of the NeRF generated from its code (`prior`) and from the mean code
+(`mean`), and the bytes stored per object (its codes) against the bytes of the NeRF they make.
+
+`retrieval` (training objects' test views as queries): top-1 / top-5 accuracy, on the clean
+view and on the view with clutter and occluders (`retrieval.occlude`), of
+- `prior`:    analysis-by-synthesis, every object's NeRF rendered at the query camera
+- `pixel-nn`: the object of the stored training view closest to the query (same robust score)
 """
 
 from __future__ import annotations
@@ -21,24 +30,28 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Literal, Tuple
+from typing import Callable, Dict, Iterator, List, Literal, Tuple
 
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from torch import Tensor
 from torchmetrics.functional import structural_similarity_index_measure
 
 from hypnerf_ns.commands import best_start, load_prior
-from hypnerf_ns.data.dataparser import list_objects
+from hypnerf_ns.data.dataparser import ObjectEntry, list_objects
 from hypnerf_ns.data.writer import write_text_atomic
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.inversion import PosedPixels, candidate_codes, fit_from_scratch, invert, load_posed_pixels, on_white, refine, render_rays
 from hypnerf_ns.model import HypNeRFModel
+from hypnerf_ns.retrieval import gallery_of, occlude, render_gallery, robust_errors
 
 CONSOLE = Console()
-METHODS = ("prior", "refined", "nearest", "mean", "scratch")
+Results = Dict[str, Dict[str, float]]
+"""method -> metric -> value, for one object."""
+BYTES_PER_FLOAT = 4  # codes and NeRF parameters are stored as float32
 
 
 def image_metrics(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels) -> Dict[str, float]:
@@ -54,20 +67,24 @@ def image_metrics(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels) 
     return {"psnr": float((-10.0 * torch.log10(mse)).mean()), "ssim": float(ssim.mean())}
 
 
-def generalization_of(model: HypNeRFModel, folder: Path, views: Tuple[int, ...], scale: float, steps: int, refine_seconds: float) -> Dict[str, Dict[str, float]]:
+def mean_code(model: HypNeRFModel) -> Codes:
+    """The mean of the training objects' codes [1, D]."""
+    candidates, _, _ = candidate_codes(model)
+    return Codes(candidates.shape[-1:], candidates.color[-1:])
+
+
+def generalization_of(model: HypNeRFModel, folder: Path, views: Tuple[int, ...], scale: float, steps: int, refine_seconds: float) -> Results:
     """Every method's test-view metrics for one unseen object from input views `views`."""
     pixels = load_posed_pixels(folder, "train", views, scale, model.device)
     test = load_posed_pixels(folder, "test", None, scale, model.device)
-    results: Dict[str, Dict[str, float]] = {}
+    results: Results = {}
     start_time = time.perf_counter()
     start, _ = best_start(model, pixels)
     nearest_seconds = time.perf_counter() - start_time
     codes = invert(model, pixels, start, steps)
     prior_seconds = time.perf_counter() - start_time
-    candidates, _, _ = candidate_codes(model)
-    mean = Codes(candidates.shape[-1:], candidates.color[-1:])
     with torch.no_grad():
-        for name, method_codes, seconds in (("prior", codes, prior_seconds), ("nearest", start, nearest_seconds), ("mean", mean, 0.0)):
+        for name, method_codes, seconds in (("prior", codes, prior_seconds), ("nearest", start, nearest_seconds), ("mean", mean_code(model), 0.0)):
             results[name] = {**image_metrics(model, model.hypernetwork(method_codes), test), "seconds": seconds}
     refine_start = time.perf_counter()
     refined = refine(model, pixels, codes, refine_seconds)
@@ -79,51 +96,141 @@ def generalization_of(model: HypNeRFModel, folder: Path, views: Tuple[int, ...],
     return results
 
 
+def reconstruction_of(model: HypNeRFModel, folder: Path, object_id: str, scale: float) -> Results:
+    """Test-view metrics of a training object's generated NeRF (and the mean code's), and its bytes."""
+    test = load_posed_pixels(folder, "test", None, scale, model.device)
+    index = torch.tensor([model.object_index(object_id)], device=model.device)
+    codes = model.codebook(index, sample=False)
+    with torch.no_grad():
+        params = model.hypernetwork(codes)
+        results = {"prior": image_metrics(model, params, test), "mean": image_metrics(model, model.hypernetwork(mean_code(model)), test)}
+    results["bytes"] = {
+        "codes": float((codes.shape.numel() + codes.color.numel()) * BYTES_PER_FLOAT),
+        "nerf": float(sum(value[0].numel() for value in params.values()) * BYTES_PER_FLOAT),
+    }
+    return results
+
+
+def top_k_hits(scores: Tensor, truth: int) -> Dict[str, float]:
+    """1.0 / 0.0 for whether object `truth` is ranked first, and within the first five, by `scores` [N] (lower wins)."""
+    rank = int((scores < scores[truth]).sum())
+    return {"top1": float(rank == 0), "top5": float(rank < 5)}
+
+
+class RetrievalEvaluator:
+    """Retrieval queries against one prior: the gallery of generated NeRFs and of stored training views."""
+
+    def __init__(self, model: HypNeRFModel, entries: List[ObjectEntry], scale: float, pixels: int, seed: int) -> None:
+        self.model, self.scale, self.pixels = model, scale, pixels
+        self.gallery = gallery_of(model)
+        self.generator = torch.Generator().manual_seed(seed)
+        views, owners = [], []
+        for entry in entries:
+            stored = load_posed_pixels(entry.folder, "train", None, scale, model.device)
+            views.append(on_white(stored.rgba).reshape(-1, stored.size[0] * stored.size[1], 3))
+            owners += [model.object_index(entry.id)] * len(views[-1])
+        self.stored_views = torch.cat(views)
+        """[V, H*W, 3] every training view on white"""
+        self.owner = torch.tensor(owners)
+        """[V] object index of each stored view"""
+
+    def pixel_nn_scores(self, query_rgb: Tensor) -> Tensor:
+        """Per object [N]: the robust score of its closest stored view to the query [H*W, 3]."""
+        per_view = robust_errors(self.stored_views, query_rgb)
+        best = torch.full((self.model.codebook.num_objects,), float("inf"))
+        return best.scatter_reduce(0, self.owner, per_view.cpu(), reduce="amin")
+
+    def of(self, entry: ObjectEntry) -> Results:
+        """Top-1 / top-5 rates over one training object's test views, clean and occluded."""
+        truth = self.model.object_index(entry.id)
+        test = load_posed_pixels(entry.folder, "test", None, self.scale, self.model.device)
+        height, width = test.size
+        hits: Dict[str, Dict[str, List[float]]] = {"prior": {}, "pixel-nn": {}}
+        for view in range(int(test.view_of_ray.max()) + 1):
+            query = test.select(torch.nonzero(test.view_of_ray == view)[:, 0])
+            occluded = occlude(query.rgba.reshape(height, width, 4).cpu(), self.generator).reshape(-1, 4).to(query.rgba.device)
+            rendered, index = render_gallery(self.model, self.gallery, query, self.pixels)
+            for condition, rgba in (("clean", query.rgba), ("occluded", occluded)):
+                rgb = on_white(rgba)
+                for method, scores in (("prior", robust_errors(rendered, rgb[index])), ("pixel-nn", self.pixel_nn_scores(rgb))):
+                    for metric, hit in top_k_hits(scores.cpu(), truth).items():
+                        hits[method].setdefault(f"{metric}_{condition}", []).append(hit)
+        return {method: {metric: sum(v) / len(v) for metric, v in values.items()} for method, values in hits.items()}
+
+
+def mean_over(objects: Dict[str, Results]) -> Results:
+    """Per method and metric, the mean over objects."""
+    first = next(iter(objects.values()))
+    return {m: {k: sum(o[m][k] for o in objects.values()) / len(objects) for k in first[m]} for m in first}
+
+
 @dataclass
 class Eval:
-    """Evaluate a trained prior on a task; writes JSON and prints a table."""
+    """Evaluate a trained prior on one of the paper's tasks; writes JSON and prints a table."""
 
     load_config: Path
     """config.yml of a trained hyp-nerf."""
     data: Path
-    """Category root; `generalization` uses its objects that the prior was not trained on."""
+    """Category root: `generalization` uses its objects the prior was not trained on, the other tasks those it was."""
     output: Path
     """JSON file to write (atomically)."""
-    task: Literal["generalization"] = "generalization"
+    task: Literal["generalization", "reconstruction", "retrieval"] = "generalization"
     input_views: Tuple[int, ...] = (0,)
-    """Indices (in transforms_train.json) of the views each unseen object is inverted from."""
+    """generalization: indices (in transforms_train.json) of the views each unseen object is inverted from."""
     steps: int = 100
-    """Inversion steps per object."""
+    """generalization: inversion steps per object."""
     refine_seconds: float = 15.0
-    """Time for `refined` to fit the generated NeRF's own parameters after inversion."""
+    """generalization: time for `refined` to fit the generated NeRF's own parameters after inversion."""
+    pixels: int = 2048
+    """retrieval: query pixels rendered per object and query."""
+    seed: int = 0
 
     def main(self) -> None:
         start_time = time.perf_counter()
         model, scale = load_prior(self.load_config)
+        seen = [o for o in list_objects(self.data) if o.id in model.object_ids]
         unseen = [o for o in list_objects(self.data) if o.id not in model.object_ids]
-        if not unseen:
-            raise InputError(self.data, "has no objects the prior was not trained on (train with --pipeline.datamanager.dataparser.holdout-every N)")
-        objects: Dict[str, Dict[str, Dict[str, float]]] = {}
+        details: Dict[str, object] = {}
+        if self.task == "generalization":
+            entries, evaluate = unseen, lambda e: generalization_of(model, e.folder, self.input_views, scale, self.steps, self.refine_seconds)
+            details["input_views"] = list(self.input_views)
+            title = f"generalization from {len(self.input_views)} view(s), {len(unseen)} unseen objects (PSNR / SSIM on test views)"
+            if not unseen:
+                raise InputError(self.data, "has no objects the prior was not trained on (train with --pipeline.datamanager.dataparser.holdout-every N)")
+        elif self.task == "reconstruction":
+            entries, evaluate = seen, lambda e: reconstruction_of(model, e.folder, e.id, scale)
+            details["hypernetwork_bytes"] = sum(p.numel() for p in model.hypernetwork.parameters()) * BYTES_PER_FLOAT
+            title = f"reconstruction of {len(seen)} training objects (PSNR / SSIM on test views)"
+        else:
+            entries = seen
+            evaluator = RetrievalEvaluator(model, seen, scale, self.pixels, self.seed)
+            evaluate = evaluator.of
+            title = f"retrieval among {model.codebook.num_objects} training objects, queries: test views of {len(seen)}"
+        if not entries:
+            raise InputError(self.data, f"has none of the {model.codebook.num_objects} objects this prior was trained on")
+        objects = dict(self._run(entries, evaluate))
+        mean = mean_over(objects)
+        report = {"task": self.task, "checkpoint": str(self.load_config), **details, "objects": objects, "mean": mean, "seconds": time.perf_counter() - start_time}
+        write_text_atomic(self.output, json.dumps(report, indent=1) + "\n")
+        CONSOLE.print(summary_table(title, objects, mean))
+        CONSOLE.print(f"wrote {self.output} ({report['seconds']:.0f} s)")
+
+    def _run(self, entries: List[ObjectEntry], evaluate: Callable[[ObjectEntry], Results]) -> Iterator[Tuple[str, Results]]:
         columns = (TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=CONSOLE) as progress:
-            task = progress.add_task(f"{self.task}, {len(self.input_views)} view(s)", total=len(unseen))
-            for entry in unseen:
-                objects[entry.id] = generalization_of(model, entry.folder, self.input_views, scale, self.steps, self.refine_seconds)
+            task = progress.add_task(self.task, total=len(entries))
+            for entry in entries:
+                yield entry.id, evaluate(entry)
                 progress.advance(task)
-        mean = {m: {k: sum(o[m][k] for o in objects.values()) / len(objects) for k in ("psnr", "ssim", "seconds")} for m in METHODS}
-        report = {
-            "task": self.task,
-            "checkpoint": str(self.load_config),
-            "input_views": list(self.input_views),
-            "objects": objects,
-            "mean": mean,
-            "seconds": time.perf_counter() - start_time,
-        }
-        write_text_atomic(self.output, json.dumps(report, indent=1) + "\n")
-        table = Table(title=f"{self.task} from {len(self.input_views)} view(s), {len(objects)} unseen objects")
-        for column in ("object", *METHODS):
-            table.add_column(column, justify="right")
-        for object_id, result in [*objects.items(), ("mean", mean)]:
-            table.add_row(object_id, *(f"{result[m]['psnr']:.2f} / {result[m]['ssim']:.3f}" for m in METHODS))
-        CONSOLE.print(table)
-        CONSOLE.print(f"PSNR / SSIM on all test views; per object: prior {mean['prior']['seconds']:.1f} s, refined {mean['refined']['seconds']:.1f} s; wrote {self.output}")
+
+
+def summary_table(title: str, objects: Dict[str, Results], mean: Results) -> Table:
+    """One row per object (and the mean), one column per method and metric."""
+    table = Table(title=title)
+    table.add_column("object")
+    keys = [(method, metric) for method, metrics in mean.items() for metric in metrics]
+    for method, metric in keys:
+        table.add_column(f"{method}\n{metric}", justify="right")
+    for object_id, result in [*objects.items(), ("mean", mean)]:
+        table.add_row(object_id, *(f"{result[m][k]:.3f}" if abs(result[m][k]) < 100 else f"{result[m][k]:.0f}" for m, k in keys))
+    return table

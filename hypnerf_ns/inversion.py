@@ -50,6 +50,16 @@ class PosedPixels:
         return PosedPixels(self.origins[index], self.directions[index], self.rgba[index], self.view_of_ray[index], self.size)
 
 
+def read_rgba(path: Path, size: Tuple[int, int]) -> Tensor:
+    """An image as RGBA [H, W, 4] in [0, 1] at `size` (height, width), bilinear; opaque if it has no alpha."""
+    try:
+        with Image.open(path) as image:
+            rgba = image.convert("RGBA").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    except OSError:
+        raise InputError(path, "not a readable image") from None
+    return torch.from_numpy(np.asarray(rgba, dtype=np.float32) / 255.0)
+
+
 def load_posed_pixels(folder: Path, split: str, views: Optional[Sequence[int]], scale: float, device: torch.device) -> PosedPixels:
     """Rays and colours of views `views` (all if None) of one object folder, images scaled by `scale`."""
     object_views = read_object_views(ObjectEntry(folder.name, folder.name, folder), split)
@@ -71,12 +81,10 @@ def load_posed_pixels(folder: Path, split: str, views: Optional[Sequence[int]], 
     height, width = int(cameras.height[0]), int(cameras.width[0])
     origins, directions, colours, view_of_ray = [], [], [], []
     for i, k in enumerate(chosen):
-        with Image.open(object_views.image_filenames[k]) as image:
-            rgba = np.asarray(image.convert("RGBA").resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
         bundle = cameras.generate_rays(camera_indices=i)
         origins.append(bundle.origins.reshape(-1, 3))
         directions.append(bundle.directions.reshape(-1, 3))
-        colours.append(torch.from_numpy(rgba).reshape(-1, 4))
+        colours.append(read_rgba(object_views.image_filenames[k], (height, width)).reshape(-1, 4))
         view_of_ray.append(torch.full((height * width,), i, dtype=torch.long))
     return PosedPixels(
         torch.cat(origins).to(device), torch.cat(directions).to(device), torch.cat(colours).to(device), torch.cat(view_of_ray).to(device), (height, width)
@@ -103,15 +111,21 @@ def on_white(rgba: Tensor) -> Tensor:
     return rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
 
 
+def render_candidates(model: HypNeRFModel, params: NeRFParams, occupied: Tensor, origins: Tensor, directions: Tensor) -> Tensor:
+    """RGB [B, R, 3] on white of the same rays [R] seen by each of B NeRFs (`params` [B, ...],
+    `occupied` [B, G, G, G]), without gradients."""
+    count = len(occupied)
+    slot = torch.arange(count, device=origins.device).repeat_interleave(len(origins))
+    with torch.no_grad():
+        rgb = render_rays(model, params, origins.repeat(count, 1), directions.repeat(count, 1), occupied, slot)
+    return rgb.reshape(count, len(origins), 3)
+
+
 def photometric_errors(model: HypNeRFModel, candidates: Codes, occupied: Tensor, pixels: PosedPixels) -> Tensor:
     """Mean squared error [B] of each of B candidate codes on the same pixels (white background)."""
-    count = candidates.shape.shape[0]
-    repeat = lambda t: t.repeat(count, *([1] * (t.dim() - 1)))  # noqa: E731
-    slot = torch.arange(count, device=pixels.origins.device).repeat_interleave(len(pixels.origins))
     with torch.no_grad():
-        rgb = render_rays(model, model.hypernetwork(candidates), repeat(pixels.origins), repeat(pixels.directions), occupied, slot)
-    target = on_white(pixels.rgba)
-    return ((rgb.reshape(count, -1, 3) - target[None]) ** 2).mean(dim=(1, 2))
+        rgb = render_candidates(model, model.hypernetwork(candidates), occupied, pixels.origins, pixels.directions)
+    return ((rgb - on_white(pixels.rgba)[None]) ** 2).mean(dim=(1, 2))
 
 
 def candidate_codes(model: HypNeRFModel) -> Tuple[Codes, Tensor, List[str]]:
