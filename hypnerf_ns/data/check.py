@@ -143,7 +143,7 @@ class Check:
         if self.preview is not None:
             contact_sheet(self.root, self.preview)
         for problem in problems:
-            CONSOLE.print(f"[red]bad[/red]: {problem}")
+            CONSOLE.print(f"[red]bad[/red]: {problem}", soft_wrap=True)
         if problems:
             raise HypnerfError(f"{self.root}: {len(problems)} problem(s), listed above")
         CONSOLE.print(f"[green]ok[/green]: {sum(sum(r.views) for r in reports)} views, no problems")

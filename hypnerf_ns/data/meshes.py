@@ -91,7 +91,7 @@ def render_category(objects: List[MeshObject], output: Path, category: str, opti
             try:
                 surface = normalise(load_surface(obj.path), obj.rotation)
             except MeshError as error:
-                progress.console.print(f"[yellow]warning[/yellow]: skipping {obj.path}: {error}")
+                progress.console.print(f"[yellow]warning[/yellow]: skipping {obj.path}: {error}", soft_wrap=True)
                 progress.advance(task)
                 continue
             render_object(surface, folder, options, obj.id)
@@ -115,7 +115,7 @@ def find_meshes(folder: Path) -> List[MeshObject]:
         if not candidates:
             continue
         if len(candidates) > 1:
-            CONSOLE.print(f"[yellow]warning[/yellow]: {sub} holds {len(candidates)} meshes; using {candidates[0].name}")
+            CONSOLE.print(f"[yellow]warning[/yellow]: {sub} holds {len(candidates)} meshes; using {candidates[0].name}", soft_wrap=True)
         objects.append(MeshObject(sub.name, candidates[0]))
     ids = [o.id for o in objects]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
