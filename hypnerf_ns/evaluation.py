@@ -44,7 +44,7 @@ from hypnerf_ns.data.dataparser import ObjectEntry, list_objects
 from hypnerf_ns.data.writer import write_text_atomic
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.hypernetwork import Codes, NeRFParams
-from hypnerf_ns.inversion import PosedPixels, candidate_codes, fit_from_scratch, invert, load_posed_pixels, on_white, refine, render_rays
+from hypnerf_ns.inversion import PosedPixels, fit_from_scratch, invert, load_posed_pixels, on_white, refine, render_rays
 from hypnerf_ns.model import HypNeRFModel
 from hypnerf_ns.retrieval import gallery_of, occlude, render_gallery, robust_errors
 
@@ -68,9 +68,9 @@ def image_metrics(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels) 
 
 
 def mean_code(model: HypNeRFModel) -> Codes:
-    """The mean of the training objects' codes [1, D]."""
-    candidates, _, _ = candidate_codes(model)
-    return Codes(candidates.shape[-1:], candidates.color[-1:])
+    """The mean of the training objects' codes [1, D] (no occupancy grid: `candidate_codes` also makes one)."""
+    book = model.codebook
+    return Codes(book.shape_mean.mean(0, keepdim=True).detach(), book.color_mean.mean(0, keepdim=True).detach())
 
 
 def generalization_of(model: HypNeRFModel, folder: Path, views: Tuple[int, ...], scale: float, steps: int, refine_seconds: float) -> Results:
@@ -188,8 +188,9 @@ class Eval:
     def main(self) -> None:
         start_time = time.perf_counter()
         model, scale = load_prior(self.load_config)
-        seen = [o for o in list_objects(self.data) if o.id in model.object_ids]
-        unseen = [o for o in list_objects(self.data) if o.id not in model.object_ids]
+        listed = list_objects(self.data)
+        seen = [o for o in listed if o.id in model.object_ids]
+        unseen = [o for o in listed if o.id not in model.object_ids]
         details: Dict[str, object] = {}
         if self.task == "generalization":
             entries, evaluate = unseen, lambda e: generalization_of(model, e.folder, self.input_views, scale, self.steps, self.refine_seconds)
