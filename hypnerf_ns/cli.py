@@ -3,9 +3,11 @@
     hypnerf-ns data meshes|furniture|srn|abo|check ...
     hypnerf-ns invert --load-config CFG --data OBJECT_DIR --views 0 [3 7 ...]
     hypnerf-ns retrieve --load-config CFG --camera OBJECT_DIR/transforms_test.json --frame 3 [--image IMG]
-    hypnerf-ns eval --load-config CFG --data ROOT --task generalization|reconstruction|retrieval --output FILE.json
+    hypnerf-ns eval --load-config CFG --data ROOT --task generalization|reconstruction|retrieval --output FILE.json [--finetune]
+    hypnerf-ns denoiser train --load-config CFG
+    hypnerf-ns finetune --load-config CFG (--latent FILE | --object ID)
 
-Each verb is a tyro union of command dataclasses, each with a `main()` method; tyro builds the
+Each verb is a command dataclass with a `main()` method, or a dict of sub-verbs to such classes; tyro builds the
 options from their fields and docstrings. The top level is dispatched by hand so that every
 verb keeps its own description in `hypnerf-ns --help`.
 """
@@ -14,10 +16,9 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 import tyro
-from typing_extensions import Annotated
 
 warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")  # noise from nerfstudio's imports
 
@@ -28,20 +29,19 @@ from hypnerf_ns.data.check import Check  # noqa: E402
 from hypnerf_ns.data.furniture import Furniture  # noqa: E402
 from hypnerf_ns.data.meshes import Meshes  # noqa: E402
 from hypnerf_ns.data.srn import ConvertSRN  # noqa: E402
+from hypnerf_ns.denoise import TrainDenoiser  # noqa: E402
+from hypnerf_ns.finetune import Finetune  # noqa: E402
 from hypnerf_ns.retrieval import Retrieve  # noqa: E402
 
-DataCommand = Union[
-    Annotated[Meshes, tyro.conf.subcommand("meshes")],
-    Annotated[Furniture, tyro.conf.subcommand("furniture")],
-    Annotated[ConvertSRN, tyro.conf.subcommand("srn")],
-    Annotated[ConvertABO, tyro.conf.subcommand("abo")],
-    Annotated[Check, tyro.conf.subcommand("check")],
-]
+DATA_COMMANDS = {"meshes": Meshes, "furniture": Furniture, "srn": ConvertSRN, "abo": ConvertABO, "check": Check}
+DENOISER_COMMANDS = {"train": TrainDenoiser}
 
 VERBS: Dict[str, Tuple[Any, str]] = {
-    "data": (DataCommand, "make, convert and check category datasets"),
+    "data": (DATA_COMMANDS, "make, convert and check category datasets"),
     "invert": (Invert, "fit a trained prior to posed views of a new object: latent file + renders"),
     "retrieve": (Retrieve, "rank a trained prior's objects for a posed query image"),
+    "denoiser": (DENOISER_COMMANDS, "train a prior's denoiser (for finetune) on renders of its training objects"),
+    "finetune": (Finetune, "denoise-and-finetune the NeRF of a latent file or training object: a standalone NeRF file"),
     "eval": (Eval, "evaluate a trained prior: generalization, reconstruction (compression) or retrieval, with baselines"),
 }
 
@@ -64,7 +64,10 @@ def entrypoint(argv: Optional[List[str]] = None) -> None:
         raise SystemExit(f"hypnerf-ns: unknown verb {argv[0]!r}")
     command_type, description = VERBS[argv[0]]
     tyro.extras.set_accent_color("bright_yellow")
-    command = tyro.cli(command_type, args=argv[1:], prog=f"hypnerf-ns {argv[0]}", description=description)
+    if isinstance(command_type, dict):  # a verb with sub-verbs
+        command = tyro.extras.subcommand_cli_from_dict(command_type, args=argv[1:], prog=f"hypnerf-ns {argv[0]}", description=description)
+    else:
+        command = tyro.cli(command_type, args=argv[1:], prog=f"hypnerf-ns {argv[0]}", description=description)
     command.main()
 
 

@@ -25,8 +25,28 @@ from hypnerf_ns.model import HypNeRFModel
 CONSOLE = Console()
 
 
-def load_prior(config_path: Path) -> Tuple[HypNeRFModel, float]:
-    """The trained model of a `config.yml` (latest checkpoint) in eval mode, and its image scale."""
+@dataclass
+class Prior:
+    """A trained prior loaded for inference."""
+
+    model: HypNeRFModel
+    """In eval mode."""
+    scale: float
+    """Image scale it was trained at (camera_res_scale_factor)."""
+    data: Path
+    """The category folder it was trained on."""
+    config_path: Path
+
+    def training_folder(self, object_id: str) -> Path:
+        """The data folder of training object `object_id`; InputError if it is not on this machine."""
+        folder = self.data / self.model.object_ids[self.model.object_index(object_id)]
+        if not folder.is_dir():
+            raise InputError(folder, f"missing: training data of {self.config_path} needed here")
+        return folder
+
+
+def load_prior(config_path: Path) -> Prior:
+    """The trained model of a `config.yml` (latest checkpoint) in eval mode, with its image scale and data."""
     from nerfstudio.utils.eval_utils import eval_setup
 
     if not config_path.is_file():
@@ -36,7 +56,9 @@ def load_prior(config_path: Path) -> Tuple[HypNeRFModel, float]:
     if not isinstance(model, HypNeRFModel):
         raise InputError(config_path, f"a {type(model).__name__}, not a hyp-nerf model")
     model.eval()
-    return model, float(config.pipeline.datamanager.camera_res_scale_factor)
+    datamanager = config.pipeline.datamanager
+    data = Path(datamanager.data if datamanager.data is not None else datamanager.dataparser.data)
+    return Prior(model, float(datamanager.camera_res_scale_factor), data, config_path)
 
 
 def psnr_on(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels) -> Tuple[float, Tensor]:
@@ -48,12 +70,26 @@ def psnr_on(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels) -> Tup
     return -10.0 * float(np.log10(max(mse, 1e-10))), rgb
 
 
-def best_start(model: HypNeRFModel, pixels: PosedPixels, count: int = 4096, seed: int = 0) -> Tuple[Codes, List[Tuple[str, float]]]:
-    """The candidate code (training objects' and the mean) that best renders a sample of `pixels`."""
+def write_renders(rgb: Tensor, size: Tuple[int, int], folder: Path) -> None:
+    """Rendered colours [V * H * W, 3] of V views of `size` (height, width) as test_<k>.png in `folder`."""
+    height, width = size
+    images = (rgb.reshape(-1, height, width, 3).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"test_{k}.png")
+
+
+def best_start(
+    model: HypNeRFModel, pixels: PosedPixels, count: int = 4096, seed: int = 0, exclude: Optional[int] = None
+) -> Tuple[Codes, List[Tuple[str, float]]]:
+    """The candidate code (training objects' and the mean) that best renders a sample of `pixels`;
+    training object `exclude` is left out (to simulate an object the prior never saw)."""
     generator = torch.Generator().manual_seed(seed)
     sample = pixels.select(torch.randperm(len(pixels.origins), generator=generator)[:count].to(pixels.origins.device))
     candidates, occupied, names = candidate_codes(model)
     errors = photometric_errors(model, candidates, occupied, sample)
+    if exclude is not None:
+        errors[exclude] = float("inf")
     order = torch.argsort(errors).tolist()
     best = order[0]
     return Codes(candidates.shape[best : best + 1], candidates.color[best : best + 1]), [(names[k], float(errors[k])) for k in order]
@@ -80,7 +116,8 @@ class Invert:
 
     def main(self) -> None:
         start_time = time.perf_counter()
-        model, scale = load_prior(self.load_config)
+        prior = load_prior(self.load_config)
+        model, scale = prior.model, prior.scale
         output = self.output if self.output is not None else Path("inversions") / self.data.name
         pixels = load_posed_pixels(self.data, "train", self.views, scale, model.device)
         start, ranking = best_start(model, pixels, seed=self.seed)
@@ -100,10 +137,6 @@ class Invert:
             test = load_posed_pixels(self.data, "test", None, scale, model.device)
             with torch.no_grad():
                 metrics["test_psnr"], rgb = psnr_on(model, model.hypernetwork(codes), test)
-            height, width = test.size
-            images = (rgb.reshape(-1, height, width, 3).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
-            (output / "renders").mkdir(parents=True, exist_ok=True)
-            for k, image in enumerate(images):
-                Image.fromarray(image).save(output / "renders" / f"test_{k}.png")
+            write_renders(rgb, test.size, output / "renders")
         write_text_atomic(output / "metrics.json", json.dumps(metrics, indent=1) + "\n")
         CONSOLE.print(f"wrote {output / 'latent.pt'} in {seconds:.1f} s" + (f"; test-view PSNR {metrics['test_psnr']:.2f} dB" if "test_psnr" in metrics else ""))

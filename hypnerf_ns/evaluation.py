@@ -12,7 +12,10 @@ all their test views on white, seconds per object):
 - `nearest`:  the training object whose code best renders the input views, no optimisation
 - `mean`:     the mean of the training codes
 - `scratch`:  the same small NeRF fitted to the input views from scratch, for as long as
-              `refined` took on that object (the longest method)
+              `refined` took on that object
+- with `--finetune`: `finetuned`, `prior` then denoise-and-finetune (finetune.py) for
+  `--finetune-steps`; `distilled`, the same without the denoiser (the NeRF refitted on its own
+  renders and the inputs); and `see_through` (view consistency, lower is better) of the NeRFs
 
 `reconstruction` (compression; the training objects found in `--data`): PSNR / SSIM on each
 object's test views of the NeRF generated from its code (`prior`) and from the mean code
@@ -30,7 +33,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Literal, Tuple
+from typing import Callable, Dict, Iterator, List, Literal, Optional, Tuple
 
 import torch
 from rich.console import Console
@@ -42,9 +45,11 @@ from torchmetrics.functional import structural_similarity_index_measure
 from hypnerf_ns.commands import best_start, load_prior
 from hypnerf_ns.data.dataparser import ObjectEntry, list_objects
 from hypnerf_ns.data.writer import write_text_atomic
+from hypnerf_ns.denoise import Denoiser, denoiser_path, load_denoiser
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.inversion import PosedPixels, fit_from_scratch, invert, load_posed_pixels, on_white, refine, render_rays
+from hypnerf_ns.finetune import ORBIT_VIEWS, consistency, denoised_views, finetune, orbit_like
 from hypnerf_ns.model import HypNeRFModel
 from hypnerf_ns.retrieval import gallery_of, occlude, render_gallery, robust_errors
 
@@ -73,8 +78,13 @@ def mean_code(model: HypNeRFModel) -> Codes:
     return Codes(book.shape_mean.mean(0, keepdim=True).detach(), book.color_mean.mean(0, keepdim=True).detach())
 
 
-def generalization_of(model: HypNeRFModel, folder: Path, views: Tuple[int, ...], scale: float, steps: int, refine_seconds: float) -> Results:
-    """Every method's test-view metrics for one unseen object from input views `views`."""
+def generalization_of(
+    model: HypNeRFModel, folder: Path, views: Tuple[int, ...], scale: float, steps: int, refine_seconds: float,
+    finetune_steps: Optional[int] = None, denoiser: Optional[Denoiser] = None,
+) -> Results:
+    """Every method's test-view metrics for one unseen object from input views `views`; with
+    `finetune_steps`, also denoise-and-finetune (`finetuned`), its ablation without the
+    denoiser (`distilled`), and the see-through consistency of those and of `prior`, `refined`."""
     pixels = load_posed_pixels(folder, "train", views, scale, model.device)
     test = load_posed_pixels(folder, "test", None, scale, model.device)
     results: Results = {}
@@ -93,6 +103,17 @@ def generalization_of(model: HypNeRFModel, folder: Path, views: Tuple[int, ...],
     scratch_start = time.perf_counter()
     scratch = fit_from_scratch(model, pixels, steps=10**9, seconds=refined_seconds)
     results["scratch"] = {**image_metrics(model, scratch, test), "seconds": time.perf_counter() - scratch_start}
+    if finetune_steps is not None:
+        with torch.no_grad():
+            generated = model.hypernetwork(codes)
+        orbit = orbit_like(folder, views[0], scale, ORBIT_VIEWS)
+        compared = {"prior": generated, "refined": refined}
+        for name, method_denoiser in (("finetuned", denoiser), ("distilled", None)):
+            method_start = time.perf_counter()
+            compared[name] = finetune(model, generated, denoised_views(model, generated, method_denoiser, orbit), pixels, finetune_steps)
+            results[name] = {**image_metrics(model, compared[name], test), "seconds": prior_seconds + time.perf_counter() - method_start}
+        for name, params in compared.items():
+            results[name]["see_through"] = consistency(model, params, test)
     return results
 
 
@@ -181,19 +202,27 @@ class Eval:
     """generalization: inversion steps per object."""
     refine_seconds: float = 15.0
     """generalization: time for `refined` to fit the generated NeRF's own parameters after inversion."""
+    finetune: bool = False
+    """generalization: also denoise-and-finetune (needs `hypnerf-ns denoiser train`), its ablation
+    without the denoiser, and the see-through consistency of the NeRFs."""
+    finetune_steps: int = 300
+    """generalization: steps of each finetune."""
     pixels: int = 2048
     """retrieval: query pixels rendered per object and query."""
     seed: int = 0
 
     def main(self) -> None:
         start_time = time.perf_counter()
-        model, scale = load_prior(self.load_config)
+        prior = load_prior(self.load_config)
+        model, scale = prior.model, prior.scale
         listed = list_objects(self.data)
         seen = [o for o in listed if o.id in model.object_ids]
         unseen = [o for o in listed if o.id not in model.object_ids]
         details: Dict[str, object] = {}
         if self.task == "generalization":
-            entries, evaluate = unseen, lambda e: generalization_of(model, e.folder, self.input_views, scale, self.steps, self.refine_seconds)
+            denoiser = load_denoiser(denoiser_path(self.load_config), model) if self.finetune else None
+            finetune_steps = self.finetune_steps if self.finetune else None
+            entries, evaluate = unseen, lambda e: generalization_of(model, e.folder, self.input_views, scale, self.steps, self.refine_seconds, finetune_steps, denoiser)
             details["input_views"] = list(self.input_views)
             title = f"generalization from {len(self.input_views)} view(s), {len(unseen)} unseen objects (PSNR / SSIM on test views)"
             if not unseen:

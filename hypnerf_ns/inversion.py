@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -40,14 +40,36 @@ class PosedPixels:
     directions: Tensor
     """[R, 3] unit"""
     rgba: Tensor
-    """[R, 4] in [0, 1]"""
+    """[R, 4] in [0, 1], straight (not premultiplied) colour"""
     view_of_ray: Tensor
     """[R] long: which of the views each ray belongs to."""
     size: Tuple[int, int]
     """(height, width) of every view."""
+    weight: Optional[Tensor] = None
+    """[R] weight of each ray in a fit (all equal if None)."""
 
     def select(self, index: Tensor) -> "PosedPixels":
-        return PosedPixels(self.origins[index], self.directions[index], self.rgba[index], self.view_of_ray[index], self.size)
+        weight = None if self.weight is None else self.weight[index]
+        return PosedPixels(self.origins[index], self.directions[index], self.rgba[index], self.view_of_ray[index], self.size, weight)
+
+    def weighted(self, weight: float) -> "PosedPixels":
+        """The same pixels, each of weight `weight`."""
+        return PosedPixels(self.origins, self.directions, self.rgba, self.view_of_ray, self.size, torch.full_like(self.origins[:, 0], weight))
+
+    @property
+    def num_views(self) -> int:
+        return int(self.view_of_ray.max()) + 1 if len(self.view_of_ray) else 0
+
+
+def join_pixels(first: PosedPixels, second: PosedPixels) -> PosedPixels:
+    """The pixels of both (the second's views numbered after the first's); weights 1 where unset."""
+    def weight_of(pixels: PosedPixels) -> Tensor:
+        return torch.ones_like(pixels.origins[:, 0]) if pixels.weight is None else pixels.weight
+
+    return PosedPixels(
+        torch.cat([first.origins, second.origins]), torch.cat([first.directions, second.directions]), torch.cat([first.rgba, second.rgba]),
+        torch.cat([first.view_of_ray, second.view_of_ray + first.num_views]), first.size, torch.cat([weight_of(first), weight_of(second)]),
+    )
 
 
 def read_rgba(path: Path, size: Tuple[int, int]) -> Tensor:
@@ -60,8 +82,8 @@ def read_rgba(path: Path, size: Tuple[int, int]) -> Tensor:
     return torch.from_numpy(np.asarray(rgba, dtype=np.float32) / 255.0)
 
 
-def load_posed_pixels(folder: Path, split: str, views: Optional[Sequence[int]], scale: float, device: torch.device) -> PosedPixels:
-    """Rays and colours of views `views` (all if None) of one object folder, images scaled by `scale`."""
+def load_cameras(folder: Path, split: str, views: Optional[Sequence[int]], scale: float) -> Tuple[Cameras, List[Path]]:
+    """Cameras of views `views` (all if None) of one object folder, scaled by `scale`, and their image files."""
     object_views = read_object_views(ObjectEntry(folder.name, folder.name, folder), split)
     chosen = list(range(len(object_views.image_filenames))) if views is None else list(views)
     for k in chosen:
@@ -78,32 +100,50 @@ def load_posed_pixels(folder: Path, split: str, views: Optional[Sequence[int]], 
         camera_type=CameraType.PERSPECTIVE,
     )
     cameras.rescale_output_resolution(scale)
+    return cameras, [object_views.image_filenames[k] for k in chosen]
+
+
+def pixels_of(cameras: Cameras, rgba: Optional[Tensor], device: torch.device) -> PosedPixels:
+    """Every pixel of C cameras of one size as rays, with colours `rgba` [C, H, W, 4] (zeros if None)."""
     height, width = int(cameras.height[0]), int(cameras.width[0])
-    origins, directions, colours, view_of_ray = [], [], [], []
-    for i, k in enumerate(chosen):
+    origins, directions = [], []
+    for i in range(len(cameras)):
         bundle = cameras.generate_rays(camera_indices=i)
         origins.append(bundle.origins.reshape(-1, 3))
         directions.append(bundle.directions.reshape(-1, 3))
-        colours.append(read_rgba(object_views.image_filenames[k], (height, width)).reshape(-1, 4))
-        view_of_ray.append(torch.full((height * width,), i, dtype=torch.long))
-    return PosedPixels(
-        torch.cat(origins).to(device), torch.cat(directions).to(device), torch.cat(colours).to(device), torch.cat(view_of_ray).to(device), (height, width)
-    )
+    rgba = torch.zeros(len(cameras), height, width, 4) if rgba is None else rgba
+    view_of_ray = torch.arange(len(cameras)).repeat_interleave(height * width)
+    return PosedPixels(torch.cat(origins).to(device), torch.cat(directions).to(device), rgba.reshape(-1, 4).to(device), view_of_ray.to(device), (height, width))
 
 
-def render_rays(model: HypNeRFModel, params: NeRFParams, origins: Tensor, directions: Tensor, occupied: Tensor, slot: Optional[Tensor] = None, chunk: int = 8192) -> Tensor:
-    """RGB [R, 3] on the model's background (white in eval mode) of rays [R] under B NeRFs.
+def load_posed_pixels(folder: Path, split: str, views: Optional[Sequence[int]], scale: float, device: torch.device) -> PosedPixels:
+    """Rays and colours of views `views` (all if None) of one object folder, images scaled by `scale`."""
+    cameras, files = load_cameras(folder, split, views, scale)
+    size = (int(cameras.height[0]), int(cameras.width[0]))
+    return pixels_of(cameras, torch.stack([read_rgba(file, size) for file in files]), device)
+
+
+def render_ray_outputs(
+    model: HypNeRFModel, params: NeRFParams, origins: Tensor, directions: Tensor, occupied: Tensor, slot: Optional[Tensor] = None, chunk: int = 8192
+) -> Dict[str, Tensor]:
+    """rgb [R, 3] (on the model's background: white in eval mode), accumulation [R, 1] and depth
+    [R, 1] of rays [R] under B NeRFs.
 
     `slot` [R] says which of the B NeRFs each ray sees (all the first if None); `occupied` is
-    [B, G, G, G].
+    [B, G, G, G]. Normals are not computed (they cost a second backward pass per chunk).
     """
     slot = torch.zeros(len(origins), dtype=torch.long, device=origins.device) if slot is None else slot
     pieces = []
     for start in range(0, len(origins), chunk):
         part = slice(start, start + chunk)
         bundle = RayBundle(origins=origins[part], directions=directions[part], pixel_area=torch.ones_like(origins[part, :1]))
-        pieces.append(model.render(bundle, params, slot[part], occupied)["rgb"])
-    return torch.cat(pieces)
+        pieces.append(model.render(bundle, params, slot[part], occupied, normals=False))
+    return {name: torch.cat([piece[name] for piece in pieces]) for name in ("rgb", "accumulation", "depth")}
+
+
+def render_rays(model: HypNeRFModel, params: NeRFParams, origins: Tensor, directions: Tensor, occupied: Tensor, slot: Optional[Tensor] = None) -> Tensor:
+    """RGB [R, 3] of `render_ray_outputs`."""
+    return render_ray_outputs(model, params, origins, directions, occupied, slot)["rgb"]
 
 
 def on_white(rgba: Tensor) -> Tensor:
@@ -149,7 +189,7 @@ def fit(
     steps: int,
     rays_per_step: int = 1024,
     lr: float = 0.02,
-    regulariser: Optional[Callable[[], Tensor]] = None,
+    regulariser: Optional[Callable[[NeRFParams, Tensor], Tensor]] = None,
     occupancy_every: int = 25,
     seed: int = 0,
     on_step: Optional[Callable[[int, float], None]] = None,
@@ -158,8 +198,9 @@ def fit(
     """Optimise `variables` (in place, Adam) so that the NeRF `make_params()` renders `pixels`.
 
     The model's own weights stay frozen. Loss per step: RGB MSE on `rays_per_step` random pixels
-    against a random background (as in training, so the views' alpha is used), plus
-    `regulariser()` if given. The occupancy grid follows the parameters every few steps.
+    against a random background (as in training, so the views' alpha is used), weighted by the
+    pixels' `weight` if set, plus `regulariser(params, occupied)` if given. The occupancy grid
+    follows the parameters every few steps.
     Stops early once `seconds` (if given) have passed.
     """
     deadline = None if seconds is None else time.perf_counter() + seconds
@@ -178,14 +219,15 @@ def fit(
             bundle = RayBundle(origins=batch.origins, directions=batch.directions, pixel_area=torch.ones_like(batch.origins[:, :1]))
             outputs = model.render(bundle, params, torch.zeros(len(batch.origins), dtype=torch.long, device=batch.origins.device), occupied)
             pred, gt = model.renderer_rgb.blend_background_for_loss_computation(outputs["rgb"], outputs["accumulation"], batch.rgba)
-            loss = ((pred - gt) ** 2).mean()
+            errors = ((pred - gt) ** 2).mean(dim=-1)
+            loss = errors.mean() if batch.weight is None else (errors * batch.weight).sum() / batch.weight.sum()
             if regulariser is not None:
-                loss = loss + regulariser()
+                loss = loss + regulariser(params, occupied)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             if on_step is not None:
-                on_step(step, float(loss))
+                on_step(step, float(loss.detach()))
             if deadline is not None and time.perf_counter() > deadline:
                 break
     finally:
@@ -211,7 +253,7 @@ def invert(
     color = start.color.detach().clone().requires_grad_(True)
     fit(
         model, pixels, [shape, color], lambda: model.hypernetwork(Codes(shape, color)), steps, lr=lr,
-        regulariser=lambda: prior_weight * 0.5 * (shape.square().sum() + color.square().sum()), seed=seed, on_step=on_step,
+        regulariser=lambda params, occupied: prior_weight * 0.5 * (shape.square().sum() + color.square().sum()), seed=seed, on_step=on_step,
     )
     return Codes(shape.detach(), color.detach())
 

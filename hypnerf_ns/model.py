@@ -195,7 +195,7 @@ class HypNeRFModel(Model):
             outputs["object_index"] = ray_objects
         return outputs
 
-    def render(self, ray_bundle: RayBundle, params: NeRFParams, slot: Tensor, occupied: Tensor) -> Dict[str, Tensor]:
+    def render(self, ray_bundle: RayBundle, params: NeRFParams, slot: Tensor, occupied: Tensor, normals: bool = True) -> Dict[str, Tensor]:
         """Volume-render rays [R] under B generated NeRFs.
 
         Args:
@@ -203,6 +203,7 @@ class HypNeRFModel(Model):
             params: NeRF parameters of B objects.
             slot: [R] long, which of the B objects each ray looks at.
             occupied: [B, G, G, G] bool occupancy grid of each object.
+            normals: output "normals" outside training if `predict_normals` is set (False skips their cost).
         """
         origins = ray_bundle.origins.reshape(-1, 3)
         directions = ray_bundle.directions.reshape(-1, 3)
@@ -214,6 +215,12 @@ class HypNeRFModel(Model):
 
         aabb = self.field.aabb
         t_near, t_far = ray_aabb(origins, directions, aabb)
+        if ray_bundle.nears is not None:  # rays may cover only a segment (see `finetune.see_through`)
+            nears = ray_bundle.nears.reshape(-1)
+            t_near = torch.maximum(t_near, nears if order is None else nears[order])
+        if ray_bundle.fars is not None:
+            fars = ray_bundle.fars.reshape(-1)
+            t_far = torch.minimum(t_far, fars if order is None else fars[order])
         ray_index, t_starts, t_ends = march(
             origins, directions, t_near, t_far, self.config.render_step_size, occupied, slot, aabb, jitter=self.training
         )
@@ -229,7 +236,7 @@ class HypNeRFModel(Model):
             ),
             metadata={"slot": sample_slot[:, None]},
         )
-        want_normals = self.config.predict_normals and not self.training
+        want_normals = normals and self.config.predict_normals and not self.training
         with self.field.bound(params, counts):
             field_outputs = self.field(ray_samples, compute_normals=want_normals)
         weights = packed_weights(field_outputs[FieldHeadNames.DENSITY][:, 0], t_ends - t_starts, ray_index, num_rays)[:, None]

@@ -116,7 +116,8 @@ class Retrieve:
         split = self.camera.stem.removeprefix("transforms_")
         if self.camera.name != f"transforms_{split}.json":
             raise InputError(self.camera, "expected a transforms_<split>.json file")
-        model, scale = load_prior(self.load_config)
+        prior = load_prior(self.load_config)
+        model, scale = prior.model, prior.scale
         query = load_posed_pixels(self.camera.parent, split, [self.frame], scale, model.device)
         if self.image is not None:
             if not self.image.is_file():
