@@ -224,13 +224,14 @@ class TrainDenoiser:
     views_per_inversion: int = 8
     """Training views each inversion renders as pairs (its input view and others)."""
     inversion_steps: int = 60
+    """Steps of each of those inversions."""
     steps: int = 1000
     batch_size: int = 8
     lr: float = 1e-3
     width: int = 32
     """Channels of the U-Net at full resolution."""
     validation_fraction: float = 0.1
-    """Share of the pairs (whole objects, the last ones) held out to report the gain."""
+    """Share of the objects (the last ones) held out: the weights best on them are kept, the identity included."""
     seed: int = 0
 
     def main(self) -> None:
