@@ -95,7 +95,7 @@ def small_config(data: Path, output_dir: Path, steps: int, scale: float = 0.25):
     return config
 
 
-STEPS = 80
+STEPS = 200
 
 
 @pytest.fixture(scope="session")
