@@ -6,6 +6,8 @@
     hypnerf-ns eval --load-config CFG --data ROOT --task generalization|reconstruction|retrieval --output FILE.json [--finetune]
     hypnerf-ns denoiser train --load-config CFG
     hypnerf-ns finetune --load-config CFG (--latent FILE | --object ID)
+    hypnerf-ns select --load-config CFG (--object ID | --latent FILE | --finetuned FILE)
+    hypnerf-ns export mesh --load-config CFG (--object ID | --latent FILE | --finetuned FILE) --output MESH.ply
 
 Each verb is a command dataclass with a `main()` method, or a dict of sub-verbs to such classes; tyro builds the
 options from their fields and docstrings. The top level is dispatched by hand so that every
@@ -31,10 +33,13 @@ from hypnerf_ns.data.meshes import Meshes  # noqa: E402
 from hypnerf_ns.data.srn import ConvertSRN  # noqa: E402
 from hypnerf_ns.denoise import TrainDenoiser  # noqa: E402
 from hypnerf_ns.finetune import Finetune  # noqa: E402
+from hypnerf_ns.mesh import ExportMesh  # noqa: E402
 from hypnerf_ns.retrieval import Retrieve  # noqa: E402
+from hypnerf_ns.select import Select  # noqa: E402
 
 DATA_COMMANDS = {"meshes": Meshes, "furniture": Furniture, "srn": ConvertSRN, "abo": ConvertABO, "check": Check}
 DENOISER_COMMANDS = {"train": TrainDenoiser}
+EXPORT_COMMANDS = {"mesh": ExportMesh}
 
 VERBS: Dict[str, Tuple[Any, str]] = {
     "data": (DATA_COMMANDS, "make, convert and check category datasets"),
@@ -42,6 +47,8 @@ VERBS: Dict[str, Tuple[Any, str]] = {
     "retrieve": (Retrieve, "rank a trained prior's objects for a posed query image"),
     "denoiser": (DENOISER_COMMANDS, "train a prior's denoiser (for finetune) on renders of its training objects"),
     "finetune": (Finetune, "denoise-and-finetune the NeRF of a latent file or training object: a standalone NeRF file"),
+    "select": (Select, "write a config that makes ns-export, ns-render and ns-viewer show one object, latent or finetuned NeRF"),
+    "export": (EXPORT_COMMANDS, "export an object straight from its generated NeRF (mesh: marching cubes on the density)"),
     "eval": (Eval, "evaluate a trained prior: generalization, reconstruction (compression) or retrieval, with baselines"),
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple, Type
 
 import torch
@@ -79,6 +80,13 @@ class HypNeRFModelConfig(ModelConfig):
     """Output rendered normals (density gradient) outside training; needed by ns-export poisson."""
     active_object: Optional[str] = None
     """Object (id) shown for rays that carry none (viewer, ns-render, ns-export); default the first."""
+    active_latent: Optional[Path] = None
+    """Latent file (`hypnerf-ns invert`) shown instead of a training object; set by `hypnerf-ns select`."""
+    active_nerf: Optional[Path] = None
+    """Finetuned NeRF file (`hypnerf-ns finetune`) shown instead; set by `hypnerf-ns select`."""
+    show_active_only: bool = False
+    """Outside training, every ray shows the active object, even rays from other objects' cameras
+    (ns-export draws rays from every training camera); set by `hypnerf-ns select`."""
 
 
 class HypNeRFModel(Model):
@@ -112,6 +120,7 @@ class HypNeRFModel(Model):
         self.renderer_rgb = RGBRenderer(background_color="random")
         self.renderer_accumulation = AccumulationRenderer()
         self._blend_occupancy: Dict[Tuple[int, int, float, float], Tensor] = {}
+        self._selected: Optional[Tuple[NeRFParams, Tensor]] = None
         self._add_viewer_controls()
 
     # ---- objects and codes ---------------------------------------------------------------
@@ -141,6 +150,25 @@ class HypNeRFModel(Model):
         self.viewer_blend_object = ViewerDropdown("Blend with", default, names, hint="Second object of the blend")
         self.viewer_shape_blend = ViewerSlider("Shape blend", 0.0, 0.0, 1.0, 0.05, hint="0: first object's shape, 1: second's")
         self.viewer_color_blend = ViewerSlider("Colour blend", 0.0, 0.0, 1.0, 0.05, hint="0: first object's colour, 1: second's")
+
+    def _displayed(self) -> Tuple[NeRFParams, Tensor]:
+        """NeRF parameters [1, ...] and occupancy grid [1, G, G, G] of what rays without an object
+        show: the selected latent or finetuned NeRF file if any, else the viewer's object or blend."""
+        if self.config.active_nerf is None and self.config.active_latent is None:
+            codes, occupied = self._displayed_codes()
+            return self.hypernetwork(codes), occupied
+        if self._selected is None:  # read on first use: the prior's weights are loaded by then
+            from hypnerf_ns.latent import FinetunedNeRF, Latent
+
+            if self.config.active_nerf is not None:
+                params = FinetunedNeRF.load(self.config.active_nerf, self).params
+            else:
+                latent = Latent.load(self.config.active_latent)
+                latent.check_prior(self, self.config.active_latent)
+                with torch.no_grad():
+                    params = self.hypernetwork(Codes(latent.codes.shape.to(self.device), latent.codes.color.to(self.device)))
+            self._selected = (params, self.occupancy_of(params))
+        return self._selected
 
     def _displayed_codes(self) -> Tuple[Codes, Tensor]:
         """Codes and occupancy grid [1, G, G, G] of what rays without an object show (viewer state)."""
@@ -182,15 +210,15 @@ class HypNeRFModel(Model):
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         metadata = ray_bundle.metadata or {}
-        if "object_index" in metadata:
+        if "object_index" in metadata and (self.training or not self.config.show_active_only):
             ray_objects = metadata["object_index"].reshape(-1).long()
             objects, slot = torch.unique(ray_objects, return_inverse=True)
-            codes = self.codebook(objects, sample=self.training)
+            params = self.hypernetwork(self.codebook(objects, sample=self.training))
             occupied = self.occupancy.occupied()[objects]
         else:
-            codes, occupied = self._displayed_codes()
+            params, occupied = self._displayed()
             slot = torch.zeros(len(ray_bundle), dtype=torch.long, device=self.device)
-        outputs = self.render(ray_bundle, self.hypernetwork(codes), slot, occupied)
+        outputs = self.render(ray_bundle, params, slot, occupied)
         if self.training:
             outputs["object_index"] = ray_objects
         return outputs
