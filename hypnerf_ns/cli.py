@@ -7,6 +7,7 @@
     hypnerf-ns denoiser train --load-config CFG
     hypnerf-ns finetune --load-config CFG (--latent FILE | --object ID)
     hypnerf-ns select --load-config CFG (--object ID | --latent FILE | --finetuned FILE)
+    hypnerf-ns render turntable|morph|sheet --load-config CFG ...
     hypnerf-ns export mesh --load-config CFG (--object ID | --latent FILE | --finetuned FILE) --output MESH.ply
 
 Each verb is a command dataclass with a `main()` method, or a dict of sub-verbs to such classes; tyro builds the
@@ -34,12 +35,14 @@ from hypnerf_ns.data.srn import ConvertSRN  # noqa: E402
 from hypnerf_ns.denoise import TrainDenoiser  # noqa: E402
 from hypnerf_ns.finetune import Finetune  # noqa: E402
 from hypnerf_ns.mesh import ExportMesh  # noqa: E402
+from hypnerf_ns.render import Morph, Sheet, Turntable  # noqa: E402
 from hypnerf_ns.retrieval import Retrieve  # noqa: E402
 from hypnerf_ns.select import Select  # noqa: E402
 
 DATA_COMMANDS = {"meshes": Meshes, "furniture": Furniture, "srn": ConvertSRN, "abo": ConvertABO, "check": Check}
 DENOISER_COMMANDS = {"train": TrainDenoiser}
 EXPORT_COMMANDS = {"mesh": ExportMesh}
+RENDER_COMMANDS = {"turntable": Turntable, "morph": Morph, "sheet": Sheet}
 
 VERBS: Dict[str, Tuple[Any, str]] = {
     "data": (DATA_COMMANDS, "make, convert and check category datasets"),
@@ -49,6 +52,7 @@ VERBS: Dict[str, Tuple[Any, str]] = {
     "finetune": (Finetune, "denoise-and-finetune the NeRF of a latent file or training object: a standalone NeRF file"),
     "select": (Select, "write a config that makes ns-export, ns-render and ns-viewer show one object, latent or finetuned NeRF"),
     "export": (EXPORT_COMMANDS, "export an object straight from its generated NeRF (mesh: marching cubes on the density)"),
+    "render": (RENDER_COMMANDS, "turntable video of one object, morph video between two, contact sheet of objects or prior samples"),
     "eval": (Eval, "evaluate a trained prior: generalization, reconstruction (compression) or retrieval, with baselines"),
 }
 

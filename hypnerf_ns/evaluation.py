@@ -49,7 +49,8 @@ from hypnerf_ns.denoise import Denoiser, denoiser_path, load_denoiser
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.inversion import PosedPixels, fit_from_scratch, invert, load_posed_pixels, on_white, refine, render_rays
-from hypnerf_ns.finetune import ORBIT_VIEWS, consistency, denoised_views, finetune, orbit_like
+from hypnerf_ns.camera_paths import orbit_like
+from hypnerf_ns.finetune import ORBIT_VIEWS, consistency, denoised_views, finetune
 from hypnerf_ns.model import HypNeRFModel
 from hypnerf_ns.retrieval import gallery_of, occlude, render_gallery, robust_errors
 

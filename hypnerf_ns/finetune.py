@@ -14,7 +14,6 @@ also the consistency figure reported by `hypnerf-ns eval --finetune`.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Optional, Tuple
 import torch
 from rich.console import Console
 from torch import Tensor
-from nerfstudio.cameras.cameras import Cameras, CameraType
+from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 
 from hypnerf_ns.commands import load_prior, write_renders
@@ -31,39 +30,14 @@ from hypnerf_ns.data.writer import write_text_atomic
 from hypnerf_ns.denoise import Denoiser, as_straight_rgba, denoiser_path, load_denoiser, rendered_views
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.hypernetwork import Codes, NeRFParams
-from hypnerf_ns.inversion import PosedPixels, fit, join_pixels, load_cameras, load_posed_pixels, pixels_of, render_ray_outputs, render_rays
+from hypnerf_ns.camera_paths import orbit_like
+from hypnerf_ns.inversion import PosedPixels, fit, join_pixels, load_posed_pixels, pixels_of, render_ray_outputs, render_rays
 from hypnerf_ns.latent import FinetunedNeRF, Latent, prior_fingerprint
 from hypnerf_ns.model import HypNeRFModel
 
 CONSOLE = Console()
-GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 ORBIT_VIEWS = 16
 """Views rendered around an object and denoised, by default."""
-
-
-def orbit_cameras(reference: Cameras, count: int, radius: float, elevation_deg: Tuple[float, float] = (-5.0, 60.0)) -> Cameras:
-    """`count` cameras looking at the origin from a sphere of `radius`, Z up, with the intrinsics
-    of `reference` (one camera): elevations evenly spread over `elevation_deg`, azimuths a golden-angle spiral."""
-    low, high = (math.radians(e) for e in elevation_deg)
-    poses = []
-    for k in range(count):
-        elevation = low + (high - low) * (k + 0.5) / count
-        azimuth = k * GOLDEN_ANGLE
-        eye = radius * torch.tensor([math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)])
-        back = eye / eye.norm()  # OpenGL camera: looks down -z
-        right = torch.nn.functional.normalize(torch.linalg.cross(torch.tensor([0.0, 0.0, 1.0]), back), dim=0)
-        up = torch.linalg.cross(back, right)
-        poses.append(torch.stack([right, up, back, eye], dim=1))
-    return Cameras(
-        camera_to_worlds=torch.stack(poses), fx=reference.fx[0], fy=reference.fy[0], cx=reference.cx[0], cy=reference.cy[0],
-        width=reference.width[0], height=reference.height[0], camera_type=CameraType.PERSPECTIVE,
-    )
-
-
-def orbit_like(folder: Path, view: int, scale: float, count: int) -> Cameras:
-    """`orbit_cameras` with the intrinsics and distance of training view `view` of an object folder."""
-    reference, _ = load_cameras(folder, "train", [view], scale)
-    return orbit_cameras(reference, count, float(reference.camera_to_worlds[0, :3, 3].norm()))
 
 
 def see_through(model: HypNeRFModel, params: NeRFParams, occupied: Tensor, points: Tensor, centres: Tensor, margin: float = 0.04) -> Tensor:

@@ -128,3 +128,28 @@ def test_ns_render_interpolate_writes_a_video_of_the_selection(trained, three_ch
     assert len(frames) == 2 * (test_views - 1), "2 frames from each test camera to the next"
     assert frames.shape[1:] == (32, 32, 3)
     assert frames.astype(float).std() > 5, "the object is in the frames, not a blank video"
+
+
+def test_render_turntable_morph_and_sheet(trained, tmp_path: Path) -> None:
+    import mediapy
+    from PIL import Image
+
+    config, trainer, _ = trained
+    model = trainer.pipeline.model
+    config_path = str(config.get_base_dir() / "config.yml")
+    first, last = model.object_ids[0], model.object_ids[2]
+    common = ["--frames", "4", "--resolution", "32", "--fps", "4"]
+    entrypoint(["render", "turntable", "--load-config", config_path, "--object", first, "--output", str(tmp_path / "a.mp4"), *common])
+    entrypoint(["render", "turntable", "--load-config", config_path, "--object", last, "--output", str(tmp_path / "b.mp4"), *common])
+    entrypoint(["render", "morph", "--load-config", config_path, "--start", first, "--end", last, "--output", str(tmp_path / "morph.mp4"), *common])
+    a, b, morph = (mediapy.read_video(str(tmp_path / name)).astype(float) for name in ("a.mp4", "b.mp4", "morph.mp4"))
+    assert a.shape == b.shape == morph.shape == (4, 32, 32, 3)
+    assert np.abs(a - b).mean() > 3, "two different chairs"
+    # The morph starts as the first object and ends as the last (same cameras; video coding noise only).
+    assert np.abs(morph[0] - a[0]).mean() < 2 and np.abs(morph[-1] - b[-1]).mean() < 2
+
+    entrypoint(["render", "sheet", "--load-config", config_path, "--samples", "5", "--columns", "3", "--resolution", "24", "--output", str(tmp_path / "sheet.png")])
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
+    assert sheet.shape == (48, 72, 3)
+    assert sheet[24:, 48:].min() == 255, "the sixth tile is empty (five samples)"
+    assert sheet[:24, :24].min() < 200, "a sample is drawn"

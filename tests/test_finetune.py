@@ -14,7 +14,8 @@ from hypnerf_ns.cli import entrypoint
 from hypnerf_ns.commands import psnr_on
 from hypnerf_ns.denoise import Denoiser, denoiser_path, load_denoiser, train_denoiser, training_pairs
 from hypnerf_ns.errors import InputError
-from hypnerf_ns.finetune import consistency, denoised_views, finetune, orbit_like
+from hypnerf_ns.camera_paths import orbit_like
+from hypnerf_ns.finetune import consistency, denoised_views, finetune
 from hypnerf_ns.inversion import candidate_codes, load_posed_pixels
 from hypnerf_ns.latent import FinetunedNeRF
 from hypnerf_ns.hypernetwork import Codes
