@@ -1,0 +1,69 @@
+"""Viewer frame time: one 256x256 frame of the shown object as the viewer renders it
+(`model.get_outputs_for_camera`: chunks of rays without an object, normals included).
+
+    python benchmarks/viewer_frame.py --load-config outputs/.../config.yml
+
+Prints a table and writes JSON (default benchmarks/results/viewer_frame.json). Target: <= 0.5 s.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Tuple
+
+import torch
+import tyro
+from rich.console import Console
+from rich.table import Table
+
+from hypnerf_ns.camera_paths import sphere_cameras
+from hypnerf_ns.commands import load_prior
+from hypnerf_ns.render import category_cameras
+
+
+@dataclass
+class Args:
+    load_config: Path
+    sizes: Tuple[int, ...] = (128, 256)
+    repeats: int = 5
+    output: Path = Path("benchmarks/results/viewer_frame.json")
+
+
+def frame_seconds(model, camera, repeats: int) -> Tuple[float, float]:  # noqa: ANN001
+    """Median seconds per frame over `repeats` frames (after one warm-up), and the image's mean accumulation."""
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        outputs = model.get_outputs_for_camera(camera)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:]), float(outputs["accumulation"].mean())
+
+
+def main(args: Args) -> None:
+    prior = load_prior(args.load_config)
+    rows = []
+    for size in args.sizes:
+        reference, radius = category_cameras(prior, size)
+        camera = sphere_cameras(reference, [0.8], [0.35], radius)
+        for normals in (True, False):
+            prior.model.config.predict_normals = normals
+            seconds, coverage = frame_seconds(prior.model, camera, args.repeats)
+            rows.append({"size": size, "normals": normals, "seconds": seconds, "coverage": coverage})
+    table = Table(title=f"viewer frame time, {torch.get_num_threads()} threads")
+    for column in ("size", "normals", "s / frame", "object coverage"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(f"{r['size']}x{r['size']}", str(r["normals"]), f"{r['seconds']:.3f}", f"{r['coverage']:.2f}")
+    Console().print(table)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = args.output.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps({"benchmark": "viewer_frame", "checkpoint": str(args.load_config), "threads": torch.get_num_threads(), "rows": rows}, indent=1))
+    temporary.replace(args.output)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
