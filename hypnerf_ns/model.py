@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 from torch import Tensor
@@ -23,7 +23,7 @@ from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.model_components.renderers import AccumulationRenderer, RGBRenderer
 from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
-from nerfstudio.viewer.viewer_elements import ViewerDropdown, ViewerSlider
+from nerfstudio.viewer.viewer_elements import ViewerButton, ViewerDropdown, ViewerSlider, ViewerText
 from nerfacc import accumulate_along_rays
 from torchmetrics.functional import structural_similarity_index_measure
 
@@ -121,6 +121,7 @@ class HypNeRFModel(Model):
         self.renderer_accumulation = AccumulationRenderer()
         self._blend_occupancy: Dict[Tuple[int, int, float, float], Tensor] = {}
         self._selected: Optional[Tuple[NeRFParams, Tensor]] = None
+        self._viewer_shown: Optional[Callable[[], Tuple[NeRFParams, Tensor]]] = None
         self._add_viewer_controls()
 
     # ---- objects and codes ---------------------------------------------------------------
@@ -146,15 +147,47 @@ class HypNeRFModel(Model):
     def _add_viewer_controls(self) -> None:
         names = self.object_ids  # unique, unlike display names
         default = names[self.object_index(self.config.active_object)] if self.config.active_object else names[0]
-        self.viewer_object = ViewerDropdown("Object", default, names, hint="Object shown in the viewer")
-        self.viewer_blend_object = ViewerDropdown("Blend with", default, names, hint="Second object of the blend")
-        self.viewer_shape_blend = ViewerSlider("Shape blend", 0.0, 0.0, 1.0, 0.05, hint="0: first object's shape, 1: second's")
-        self.viewer_color_blend = ViewerSlider("Colour blend", 0.0, 0.0, 1.0, 0.05, hint="0: first object's colour, 1: second's")
+        back_to_objects = lambda _: self._show(None)  # noqa: E731 - touching the object controls shows them again
+        self.viewer_object = ViewerDropdown("Object", default, names, cb_hook=back_to_objects, hint="Object shown in the viewer")
+        self.viewer_blend_object = ViewerDropdown("Blend with", default, names, cb_hook=back_to_objects, hint="Second object of the blend")
+        self.viewer_shape_blend = ViewerSlider("Shape blend", 0.0, 0.0, 1.0, 0.05, cb_hook=back_to_objects, hint="0: first object's shape, 1: second's")
+        self.viewer_color_blend = ViewerSlider("Colour blend", 0.0, 0.0, 1.0, 0.05, cb_hook=back_to_objects, hint="0: first object's colour, 1: second's")
+        self.viewer_sample = ViewerButton("Sample a new object", cb_hook=lambda _: self.show_sample())
+        self.viewer_latent = ViewerText("Latent file", "", cb_hook=lambda element: self.show_latent_file(element.value), hint="Path of a latent file (hypnerf-ns invert); Enter shows it")
+        self._samples = torch.Generator().manual_seed(0)
+
+    def _show(self, codes: Optional[Codes]) -> None:
+        """Make rays without an object show `codes` [1, D] (None: the object controls again)."""
+        self._viewer_shown = None if codes is None else (lambda: self._with_occupancy(self.hypernetwork(codes)))
+
+    def _with_occupancy(self, params: NeRFParams) -> Tuple[NeRFParams, Tensor]:
+        return params, self.occupancy_of(params)
+
+    def show_sample(self) -> None:
+        """Viewer button: show a new object sampled from the prior (`Codebook.blends`)."""
+        self._show(self.codebook.blends(1, self._samples))
+
+    def show_latent_file(self, path: str) -> None:
+        """Viewer text field: show the codes of a latent file; a bad file's one-line error replaces the path."""
+        from hypnerf_ns.latent import Latent
+
+        if not path.strip():
+            return self._show(None)
+        try:
+            latent = Latent.load(Path(path.strip()))
+            latent.check_prior(self, Path(path.strip()))
+        except HypnerfError as error:
+            self.viewer_latent.value = str(error)
+            return None
+        return self._show(Codes(latent.codes.shape.to(self.device), latent.codes.color.to(self.device)))
 
     def _displayed(self) -> Tuple[NeRFParams, Tensor]:
         """NeRF parameters [1, ...] and occupancy grid [1, G, G, G] of what rays without an object
-        show: the selected latent or finetuned NeRF file if any, else the viewer's object or blend."""
+        show: the selected latent or finetuned NeRF file if any, else what the viewer shows (a
+        sample, a latent file, or the picked object or blend)."""
         if self.config.active_nerf is None and self.config.active_latent is None:
+            if self._viewer_shown is not None:
+                return self._viewer_shown()
             codes, occupied = self._displayed_codes()
             return self.hypernetwork(codes), occupied
         if self._selected is None:  # read on first use: the prior's weights are loaded by then

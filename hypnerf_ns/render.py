@@ -64,22 +64,6 @@ def codes_of(model: HypNeRFModel, spec: str) -> Codes:
     return model.codebook(torch.tensor([index], device=model.device), sample=False)
 
 
-def prior_samples(model: HypNeRFModel, count: int, generator: torch.Generator) -> Codes:
-    """`count` new objects: each a shape between two random training objects' shapes and a colour
-    between two others' colours (blend weights uniform in [0.2, 0.8]).
-
-    The codes lie near a thin manifold of the code space: independent Gaussian draws per
-    dimension, even fitted to the training codes, mostly land off it and render fog (seen on
-    the dev chairs: half of 16 such samples), while blends stay on it.
-    """
-    parts = []
-    for table in (model.codebook.shape_mean.detach(), model.codebook.color_mean.detach()):
-        a, b = torch.randint(len(table), (2, count), generator=generator)
-        t = (0.2 + 0.6 * torch.rand(count, 1, generator=generator)).to(table.device)
-        parts.append(torch.lerp(table[a], table[b], t))
-    return Codes(*parts)
-
-
 def write_video(frames: List[np.ndarray], path: Path, fps: int) -> None:
     """An mp4 (H.264 through ffmpeg), written to a temporary name and renamed."""
     import mediapy
@@ -173,7 +157,7 @@ class Sheet:
     objects: Tuple[str, ...] = ()
     """Training object ids; default: all of them (unless --samples)."""
     samples: int = 0
-    """Instead: this many new objects sampled from the prior (`prior_samples`)."""
+    """Instead: this many new objects sampled from the prior (`Codebook.blends`)."""
     columns: int = 8
     resolution: int = 96
     elevation_deg: float = 20.0
@@ -184,7 +168,7 @@ class Sheet:
         prior = load_prior(self.load_config)
         model = prior.model
         if self.samples > 0:
-            codes = prior_samples(model, self.samples, torch.Generator().manual_seed(self.seed))
+            codes = model.codebook.blends(self.samples, torch.Generator().manual_seed(self.seed))
             items = [(f"sample {k}", Codes(codes.shape[k : k + 1], codes.color[k : k + 1])) for k in range(self.samples)]
         else:
             items = [(spec, codes_of(model, spec)) for spec in (self.objects or model.object_ids)]

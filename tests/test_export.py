@@ -153,3 +153,38 @@ def test_render_turntable_morph_and_sheet(trained, tmp_path: Path) -> None:
     assert sheet.shape == (48, 72, 3)
     assert sheet[24:, 48:].min() == 255, "the sixth tile is empty (five samples)"
     assert sheet[:24, :24].min() < 200, "a sample is drawn"
+
+
+def test_viewer_sample_button_and_latent_field(trained, tmp_path: Path) -> None:
+    from hypnerf_ns.hypernetwork import Codes
+    from hypnerf_ns.latent import Latent
+
+    _, trainer, _ = trained
+    model = trainer.pipeline.model
+    model.eval()
+    with torch.no_grad():
+        objects = model.hypernetwork(model.codebook(torch.arange(len(model.object_ids)), sample=False))
+        picked, _ = model._displayed()
+        assert torch.allclose(picked["tables"][0], objects["tables"][0], atol=1e-5), "the picked object (the first) by default"
+
+        model.viewer_sample.cb_hook(model.viewer_sample)  # the button's callback, as the viewer calls it
+        sampled, occupied = model._displayed()
+        assert occupied.shape == (1, *model.occupancy.occupied().shape[1:])
+        assert all(not torch.allclose(sampled["tables"][0], objects["tables"][k]) for k in range(len(model.object_ids))), "a new object"
+        model.viewer_sample.cb_hook(model.viewer_sample)
+        assert not torch.equal(model._displayed()[0]["tables"], sampled["tables"]), "each press samples anew"
+
+        codes = Codes(torch.randn(1, model.config.shape_code_dim) * 0.1, torch.randn(1, model.config.color_code_dim) * 0.1)
+        Latent(codes, prior_fingerprint(model)).save(tmp_path / "latent.pt")
+        model.viewer_latent.value = str(tmp_path / "latent.pt")
+        model.viewer_latent.cb_hook(model.viewer_latent)
+        assert torch.allclose(model._displayed()[0]["tables"], model.hypernetwork(codes)["tables"])
+
+        model.viewer_latent.value = str(tmp_path / "missing.pt")
+        model.viewer_latent.cb_hook(model.viewer_latent)
+        assert model.viewer_latent.value.startswith("hypnerf-ns: ") and "missing.pt: no such latent file" in model.viewer_latent.value
+        assert torch.allclose(model._displayed()[0]["tables"], model.hypernetwork(codes)["tables"]), "a bad file changes nothing"
+
+        model.viewer_object.cb_hook(model.viewer_object)  # touching the object controls shows the objects again
+        assert torch.allclose(model._displayed()[0]["tables"][0], objects["tables"][0], atol=1e-5)
+    model.viewer_latent.value = ""
