@@ -29,11 +29,12 @@ from hypnerf_ns.commands import load_prior, write_renders
 from hypnerf_ns.data.writer import write_text_atomic
 from hypnerf_ns.denoise import Denoiser, as_straight_rgba, denoiser_path, load_denoiser, rendered_views
 from hypnerf_ns.errors import InputError
-from hypnerf_ns.hypernetwork import Codes, NeRFParams
+from hypnerf_ns.hypernetwork import NeRFParams
 from hypnerf_ns.camera_paths import orbit_like
 from hypnerf_ns.inversion import PosedPixels, fit, join_pixels, load_posed_pixels, pixels_of, render_ray_outputs, render_rays
 from hypnerf_ns.latent import FinetunedNeRF, Latent, prior_fingerprint
 from hypnerf_ns.model import HypNeRFModel
+from hypnerf_ns.select import chosen_params
 
 CONSOLE = Console()
 ORBIT_VIEWS = 16
@@ -174,22 +175,17 @@ class Finetune:
         model = prior.model
         fingerprint = prior_fingerprint(model)
         denoiser = None if self.no_denoiser else load_denoiser(denoiser_path(self.load_config), model)
+        name, generated = chosen_params(model, self.load_config, self.object, self.latent, None)
         if self.latent is not None:
-            latent = Latent.load(self.latent)
-            latent.check_prior(model, self.latent)
-            codes, name = Codes(latent.codes.shape.to(model.device), latent.codes.color.to(model.device)), latent.name or self.latent.stem
-            folder = self.data if self.data is not None else Path(latent.source["data"]) if latent.source.get("data") else None
-            views = self.views if self.views is not None else tuple(latent.source.get("views", ()))
+            source = Latent.load(self.latent).source
+            folder = self.data if self.data is not None else Path(source["data"]) if source.get("data") else None
+            views = self.views if self.views is not None else tuple(source.get("views", ()))
         else:
-            index = model.object_index(self.object)
-            codes, name = model.codebook(torch.tensor([index], device=model.device), sample=False), model.object_ids[index]
             folder = self.data if self.data is not None else prior.training_folder(name)
             views = self.views or ()
         if folder is None:
             raise InputError(self.latent, "names no object folder: give --data OBJECT_DIR")
         inputs = load_posed_pixels(folder, "train", views, prior.scale, model.device) if views else None
-        with torch.no_grad():
-            generated = model.hypernetwork(codes)
         targets = denoised_views(model, generated, denoiser, orbit_like(folder, views[0] if views else 0, prior.scale, self.num_views))
         with CONSOLE.status(f"finetuning {name} ({self.steps} steps)"):
             params = finetune(model, generated, targets, inputs, self.steps, self.input_share, self.consistency_weight, self.lr, seed=self.seed)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Literal, Optional, Tuple
+from typing import Callable, List, Literal, Optional, Tuple
 
 import numpy as np
 import torch
@@ -77,6 +77,19 @@ def write_video(frames: List[np.ndarray], path: Path, fps: int) -> None:
     temporary.replace(path)
 
 
+def write_frames(model: HypNeRFModel, params_of_frame: Callable[[int], NeRFParams], cameras: Cameras, output: Path, fps: int, description: str) -> None:
+    """An mp4 whose frame k is NeRF `params_of_frame(k)` seen by camera k of `cameras`."""
+    frames = []
+    with progress() as bar:
+        task = bar.add_task(description, total=len(cameras))
+        for k in range(len(cameras)):
+            with torch.no_grad():
+                frames.append(render_image(model, params_of_frame(k), cameras, k))
+            bar.advance(task)
+    write_video(frames, output, fps)
+    CONSOLE.print(f"wrote {output} ({len(frames)} frames)", soft_wrap=True)
+
+
 def progress() -> Progress:
     return Progress(TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=CONSOLE)
 
@@ -102,14 +115,7 @@ class Turntable:
         name, params = chosen_params(prior.model, self.load_config, self.object, self.latent, self.finetuned)
         reference, radius = category_cameras(prior, self.resolution)
         cameras = turntable_cameras(reference, self.frames, radius, self.elevation_deg)
-        with progress() as bar:
-            task = bar.add_task(f"turntable of {name}", total=self.frames)
-            frames = []
-            for k in range(self.frames):
-                frames.append(render_image(prior.model, params, cameras, k))
-                bar.advance(task)
-        write_video(frames, self.output, self.fps)
-        CONSOLE.print(f"wrote {self.output} ({self.frames} frames)", soft_wrap=True)
+        write_frames(prior.model, lambda k: params, cameras, self.output, self.fps, f"turntable of {name}")
 
 
 @dataclass
@@ -135,17 +141,12 @@ class Morph:
         first, last = codes_of(model, self.start), codes_of(model, self.end)
         reference, radius = category_cameras(prior, self.resolution)
         cameras = turntable_cameras(reference, self.frames, radius, self.elevation_deg)
-        with progress() as bar:
-            task = bar.add_task(f"morph {self.start} -> {self.end}", total=self.frames)
-            frames = []
-            for k in range(self.frames):
-                t = k / max(self.frames - 1, 1)
-                codes = first.lerp(last, t if self.blend in ("both", "shape") else 0.0, t if self.blend in ("both", "colour") else 0.0)
-                with torch.no_grad():
-                    frames.append(render_image(model, model.hypernetwork(codes), cameras, k))
-                bar.advance(task)
-        write_video(frames, self.output, self.fps)
-        CONSOLE.print(f"wrote {self.output} ({self.frames} frames)", soft_wrap=True)
+
+        def params_of_frame(k: int) -> NeRFParams:
+            t = k / max(self.frames - 1, 1)
+            return model.hypernetwork(first.lerp(last, t if self.blend in ("both", "shape") else 0.0, t if self.blend in ("both", "colour") else 0.0))
+
+        write_frames(model, params_of_frame, cameras, self.output, self.fps, f"morph {self.start} -> {self.end}")
 
 
 @dataclass
