@@ -118,6 +118,13 @@ class Latent:
         check_prior(self.prior, model, path, self.checkpoint)
 
 
+def load_codes(path: Path, model: HypNeRFModel) -> Codes:
+    """The codes [1, D] of a latent file made with `model`, on its device; InputError naming the file otherwise."""
+    latent = Latent.load(path)
+    latent.check_prior(model, path)
+    return Codes(latent.codes.shape.to(model.device), latent.codes.color.to(model.device))
+
+
 @dataclass
 class FinetunedNeRF:
     """One object's NeRF parameters after finetuning: no longer tied to the codes, still to the

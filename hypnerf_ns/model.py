@@ -169,17 +169,16 @@ class HypNeRFModel(Model):
 
     def show_latent_file(self, path: str) -> None:
         """Viewer text field: show the codes of a latent file; a bad file's one-line error replaces the path."""
-        from hypnerf_ns.latent import Latent
+        from hypnerf_ns.latent import load_codes
 
         if not path.strip():
             return self._show(None)
         try:
-            latent = Latent.load(Path(path.strip()))
-            latent.check_prior(self, Path(path.strip()))
+            codes = load_codes(Path(path.strip()), self)
         except HypnerfError as error:
             self.viewer_latent.value = str(error)
             return None
-        return self._show(Codes(latent.codes.shape.to(self.device), latent.codes.color.to(self.device)))
+        return self._show(codes)
 
     def _displayed(self) -> Tuple[NeRFParams, Tensor]:
         """NeRF parameters [1, ...] and occupancy grid [1, G, G, G] of what rays without an object
@@ -191,15 +190,13 @@ class HypNeRFModel(Model):
             codes, occupied = self._displayed_codes()
             return self.hypernetwork(codes), occupied
         if self._selected is None:  # read on first use: the prior's weights are loaded by then
-            from hypnerf_ns.latent import FinetunedNeRF, Latent
+            from hypnerf_ns.latent import FinetunedNeRF, load_codes
 
             if self.config.active_nerf is not None:
                 params = FinetunedNeRF.load(self.config.active_nerf, self).params
             else:
-                latent = Latent.load(self.config.active_latent)
-                latent.check_prior(self, self.config.active_latent)
                 with torch.no_grad():
-                    params = self.hypernetwork(Codes(latent.codes.shape.to(self.device), latent.codes.color.to(self.device)))
+                    params = self.hypernetwork(load_codes(self.config.active_latent, self))
             self._selected = (params, self.occupancy_of(params))
         return self._selected
 

@@ -27,7 +27,7 @@ from hypnerf_ns.commands import Prior, load_prior
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.inversion import pixels_of, render_rays
-from hypnerf_ns.latent import Latent
+from hypnerf_ns.latent import load_codes
 from hypnerf_ns.model import HypNeRFModel
 from hypnerf_ns.select import chosen_params
 
@@ -54,9 +54,7 @@ def category_cameras(prior: Prior, resolution: int) -> Tuple[Cameras, float]:
 def codes_of(model: HypNeRFModel, spec: str) -> Codes:
     """Codes [1, D] of a training object id (or name), or of a latent file (a path ending in .pt)."""
     if spec.endswith(".pt"):
-        latent = Latent.load(Path(spec))
-        latent.check_prior(model, Path(spec))
-        return Codes(latent.codes.shape.to(model.device), latent.codes.color.to(model.device))
+        return load_codes(Path(spec), model)
     try:
         index = model.object_index(spec)
     except KeyError as error:

@@ -23,8 +23,8 @@ from rich.console import Console
 from hypnerf_ns.commands import load_prior
 from hypnerf_ns.data.writer import write_text_atomic
 from hypnerf_ns.errors import InputError
-from hypnerf_ns.hypernetwork import Codes, NeRFParams
-from hypnerf_ns.latent import FinetunedNeRF, Latent
+from hypnerf_ns.hypernetwork import NeRFParams
+from hypnerf_ns.latent import FinetunedNeRF, load_codes
 from hypnerf_ns.model import HypNeRFModel
 
 CONSOLE = Console()
@@ -72,10 +72,7 @@ def chosen_params(
     if finetuned is not None:
         return finetuned.parent.name, FinetunedNeRF.load(finetuned, model).params
     if latent is not None:
-        loaded = Latent.load(latent)
-        loaded.check_prior(model, latent)
-        codes = Codes(loaded.codes.shape.to(model.device), loaded.codes.color.to(model.device))
-        name = latent.parent.name
+        codes, name = load_codes(latent, model), latent.parent.name
     else:
         try:
             index = model.object_index(object_id)
