@@ -29,6 +29,8 @@ from hypnerf_ns.render import category_cameras
 class Args:
     load_config: Path
     sizes: Tuple[int, ...] = (128, 256)
+    distances: Tuple[float, ...] = (1.0, 0.6)
+    """Camera distances as fractions of the category's (0.6: the object fills more of the frame)."""
     repeats: int = 5
     output: Path = Path("benchmarks/results/viewer_frame.json")
 
@@ -48,16 +50,17 @@ def main(args: Args) -> None:
     rows = []
     for size in args.sizes:
         reference, radius = category_cameras(prior, size)
-        camera = sphere_cameras(reference, [0.8], [0.35], radius)
-        for normals in (True, False):
-            prior.model.config.predict_normals = normals
-            seconds, coverage = frame_seconds(prior.model, camera, args.repeats)
-            rows.append({"size": size, "normals": normals, "seconds": seconds, "coverage": coverage})
+        for distance in args.distances:
+            camera = sphere_cameras(reference, [0.8], [0.35], radius * distance)
+            for normals in (True, False):
+                prior.model.config.predict_normals = normals
+                seconds, coverage = frame_seconds(prior.model, camera, args.repeats)
+                rows.append({"size": size, "distance": distance, "normals": normals, "seconds": seconds, "coverage": coverage})
     table = Table(title=f"viewer frame time, {torch.get_num_threads()} threads")
-    for column in ("size", "normals", "s / frame", "object coverage"):
+    for column in ("size", "distance", "normals", "s / frame", "object coverage"):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(f"{r['size']}x{r['size']}", str(r["normals"]), f"{r['seconds']:.3f}", f"{r['coverage']:.2f}")
+        table.add_row(f"{r['size']}x{r['size']}", f"{r['distance']:.1f}", str(r["normals"]), f"{r['seconds']:.3f}", f"{r['coverage']:.2f}")
     Console().print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     temporary = args.output.with_suffix(".json.tmp")

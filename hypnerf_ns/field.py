@@ -17,7 +17,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
-from nerfstudio.cameras.rays import RaySamples
+from nerfstudio.cameras.rays import Frustums, RaySamples
 from nerfstudio.field_components.activations import trunc_exp
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.fields.base_field import Field
@@ -25,6 +25,13 @@ from nerfstudio.utils.math import components_from_spherical_harmonics
 
 from hypnerf_ns.encoding import HashGridSpec, hash_encode
 from hypnerf_ns.hypernetwork import NeRFParams, ParamShapes
+
+
+def point_samples(points: Tensor, slot: Tensor, directions: Optional[Tensor] = None) -> RaySamples:
+    """Samples at single points [P, 3] of slots [P] (long), seen along `directions` [P, 3] (default: none)."""
+    zero = torch.zeros_like(points[:, :1])
+    frustums = Frustums(points, torch.zeros_like(points) if directions is None else directions, zero, zero, zero)
+    return RaySamples(frustums=frustums, metadata={"slot": slot[:, None]})
 
 
 def grouped_linear(x: Tensor, weight: Tensor, bias: Tensor, counts: List[int]) -> Tensor:

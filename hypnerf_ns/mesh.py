@@ -20,11 +20,11 @@ import trimesh
 from rich.console import Console
 from torch import Tensor
 from nerfstudio.cameras.cameras import Cameras
-from nerfstudio.cameras.rays import Frustums, RaySamples
 from nerfstudio.field_components.field_heads import FieldHeadNames
 
 from hypnerf_ns.commands import load_prior
 from hypnerf_ns.errors import InputError
+from hypnerf_ns.field import point_samples
 from hypnerf_ns.hypernetwork import NeRFParams
 from hypnerf_ns.model import HypNeRFModel
 from hypnerf_ns.select import chosen_params
@@ -47,16 +47,11 @@ def density_grid(model: HypNeRFModel, params: NeRFParams, resolution: int, chunk
 
 def vertex_colours(model: HypNeRFModel, params: NeRFParams, vertices: Tensor) -> Tuple[Tensor, Tensor]:
     """RGB [V, 3] in [0, 1] of vertices [V, 3], seen along their outward normals, and those unit normals [V, 3]."""
-    zero = torch.zeros_like(vertices[:, :1])
-
-    def samples(directions: Tensor) -> RaySamples:
-        frustums = Frustums(vertices, directions, zero, zero, zero)
-        return RaySamples(frustums=frustums, metadata={"slot": torch.zeros_like(vertices[:, :1], dtype=torch.long)})
-
+    slot = torch.zeros(len(vertices), dtype=torch.long, device=vertices.device)
     with model.field.bound(params, [len(vertices)]):
-        normals = model.field(samples(torch.zeros_like(vertices)), compute_normals=True)[FieldHeadNames.NORMALS]
+        normals = model.field(point_samples(vertices, slot), compute_normals=True)[FieldHeadNames.NORMALS]
         with torch.no_grad():
-            rgb = model.field(samples(-normals.detach()))[FieldHeadNames.RGB]
+            rgb = model.field(point_samples(vertices, slot, -normals.detach()))[FieldHeadNames.RGB]
     return rgb, normals.detach()
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Literal, Optional, Tuple, Type
+from typing import Any, Dict, Hashable, List, Literal, Optional, Tuple, Type
 
 import torch
 from torch import Tensor
@@ -29,7 +29,7 @@ from torchmetrics.functional import structural_similarity_index_measure
 
 from hypnerf_ns.encoding import HashGridSpec
 from hypnerf_ns.errors import DivergedError, HypnerfError
-from hypnerf_ns.field import HyperField
+from hypnerf_ns.field import HyperField, point_samples
 from hypnerf_ns.hypernetwork import Codebook, Codes, HyperNetwork, NeRFParams
 from hypnerf_ns.sampling import OccupancyGrids, march, occupancy_from_density, packed_weights, ray_aabb
 
@@ -66,6 +66,9 @@ class HypNeRFModelConfig(ModelConfig):
     """Distance between samples along a ray, in scene units (the object box is 1 wide)."""
     occupancy_resolution: int = 32
     """Cells per axis of each object's occupancy grid."""
+    display_occupancy_resolution: int = 64
+    """Cells per axis of the occupancy grid of what rays without an object show (viewer, ns-render,
+    ns-export), computed once per shown NeRF: finer than the training grids, so fewer empty samples."""
     occupancy_warmup_steps: int = 128
     """Steps before the occupancy grids are first used (space is sampled densely before)."""
     occupancy_update_every: int = 16
@@ -119,9 +122,8 @@ class HypNeRFModel(Model):
         self.occupancy = OccupancyGrids(len(self.object_ids), cfg.occupancy_resolution, aabb, density_threshold)
         self.renderer_rgb = RGBRenderer(background_color="random")
         self.renderer_accumulation = AccumulationRenderer()
-        self._blend_occupancy: Dict[Tuple[int, int, float, float], Tensor] = {}
-        self._selected: Optional[Tuple[NeRFParams, Tensor]] = None
-        self._viewer_shown: Optional[Callable[[], Tuple[NeRFParams, Tensor]]] = None
+        self._viewer_codes: Optional[Codes] = None  # a sample or latent file shown in the viewer
+        self._display: Optional[Tuple[Hashable, NeRFParams, Tensor]] = None  # (what, params, occupancy) shown
         self._add_viewer_controls()
 
     # ---- objects and codes ---------------------------------------------------------------
@@ -158,10 +160,7 @@ class HypNeRFModel(Model):
 
     def _show(self, codes: Optional[Codes]) -> None:
         """Make rays without an object show `codes` [1, D] (None: the object controls again)."""
-        self._viewer_shown = None if codes is None else (lambda: self._with_occupancy(self.hypernetwork(codes)))
-
-    def _with_occupancy(self, params: NeRFParams) -> Tuple[NeRFParams, Tensor]:
-        return params, self.occupancy_of(params)
+        self._viewer_codes = codes
 
     def show_sample(self) -> None:
         """Viewer button: show a new object sampled from the prior (`Codebook.blends`)."""
@@ -181,62 +180,58 @@ class HypNeRFModel(Model):
         return self._show(codes)
 
     def _displayed(self) -> Tuple[NeRFParams, Tensor]:
-        """NeRF parameters [1, ...] and occupancy grid [1, G, G, G] of what rays without an object
-        show: the selected latent or finetuned NeRF file if any, else what the viewer shows (a
-        sample, a latent file, or the picked object or blend)."""
-        if self.config.active_nerf is None and self.config.active_latent is None:
-            if self._viewer_shown is not None:
-                return self._viewer_shown()
-            codes, occupied = self._displayed_codes()
-            return self.hypernetwork(codes), occupied
-        if self._selected is None:  # read on first use: the prior's weights are loaded by then
-            from hypnerf_ns.latent import FinetunedNeRF, load_codes
+        """NeRF parameters [1, ...] and occupancy grid [1, G, G, G] (G: `display_occupancy_resolution`)
+        of what rays without an object show: the selected latent or finetuned NeRF file if any, else
+        what the viewer shows (a sample, a latent file, or the picked object or blend). Kept until
+        what is shown changes or a training step changes the prior."""
+        cfg = self.config
+        if cfg.active_nerf is not None:
+            what: Hashable = ("nerf", cfg.active_nerf)
+        elif cfg.active_latent is not None:
+            what = ("latent", cfg.active_latent)
+        elif self._viewer_codes is not None:
+            what = ("codes", id(self._viewer_codes))
+        else:
+            what = ("objects", self.viewer_object.value, self.viewer_blend_object.value, float(self.viewer_shape_blend.value), float(self.viewer_color_blend.value))
+        if self._display is None or self._display[0] != what:
+            with torch.no_grad():
+                params = self._params_shown()
+                self._display = (what, params, self.occupancy_of(params, cfg.display_occupancy_resolution))
+        return self._display[1], self._display[2]
 
-            if self.config.active_nerf is not None:
-                params = FinetunedNeRF.load(self.config.active_nerf, self).params
-            else:
-                with torch.no_grad():
-                    params = self.hypernetwork(load_codes(self.config.active_latent, self))
-            self._selected = (params, self.occupancy_of(params))
-        return self._selected
+    def _params_shown(self) -> NeRFParams:
+        """NeRF parameters [1, ...] of what rays without an object show (see `_displayed`)."""
+        from hypnerf_ns.latent import FinetunedNeRF, load_codes
 
-    def _displayed_codes(self) -> Tuple[Codes, Tensor]:
-        """Codes and occupancy grid [1, G, G, G] of what rays without an object show (viewer state)."""
-        a = self.object_ids.index(self.viewer_object.value)
-        b = self.object_ids.index(self.viewer_blend_object.value)
-        t_shape, t_color = float(self.viewer_shape_blend.value), float(self.viewer_color_blend.value)
-        index = torch.tensor([a, b], device=self.device)
+        if self.config.active_nerf is not None:
+            return FinetunedNeRF.load(self.config.active_nerf, self).params
+        if self.config.active_latent is not None:
+            return self.hypernetwork(load_codes(self.config.active_latent, self))
+        if self._viewer_codes is not None:
+            return self.hypernetwork(self._viewer_codes)
+        index = torch.tensor([self.object_ids.index(self.viewer_object.value), self.object_ids.index(self.viewer_blend_object.value)], device=self.device)
         both = self.codebook(index, sample=False)
         first, second = Codes(both.shape[:1], both.color[:1]), Codes(both.shape[1:], both.color[1:])
-        codes = first.lerp(second, t_shape, t_color)
-        if t_shape == 0.0 or a == b:
-            return codes, self.occupancy.occupied()[a : a + 1]
-        if t_shape == 1.0:
-            return codes, self.occupancy.occupied()[b : b + 1]
-        key = (a, b, t_shape, t_color)
-        if key not in self._blend_occupancy:
-            self._blend_occupancy = {key: self.occupancy_of(self.hypernetwork(codes))}
-        return codes, self._blend_occupancy[key]
+        return self.hypernetwork(first.lerp(second, float(self.viewer_shape_blend.value), float(self.viewer_color_blend.value)))
 
     # ---- rendering ---------------------------------------------------------------------------
     def density_at(self, points: Tensor, params: NeRFParams) -> Tensor:
         """Density [B, M] at points [B, M, 3] of B objects (params with B objects)."""
         num_objects, per_object = points.shape[:2]
-        flat = points.reshape(-1, 3)
         slot = torch.arange(num_objects, device=points.device).repeat_interleave(per_object)
-        zero = torch.zeros_like(flat[:, :1])
-        samples = RaySamples(frustums=Frustums(flat, torch.zeros_like(flat), zero, zero, zero), metadata={"slot": slot[:, None]})
+        samples = point_samples(points.reshape(-1, 3), slot)
         with self.field.bound(params, [per_object] * num_objects):
             density, _ = self.field.get_density(samples)
         return density.reshape(num_objects, per_object)
 
     @torch.no_grad()
-    def occupancy_of(self, params: NeRFParams) -> Tensor:
-        """Occupancy grids [B, G, G, G] of B generated NeRFs, from their density at cell centres."""
-        points = self.occupancy.cell_points(1, jitter=False).expand(len(params["tables"]), -1, -1)
-        g = self.occupancy.resolution
+    def occupancy_of(self, params: NeRFParams, resolution: Optional[int] = None) -> Tensor:
+        """Occupancy grids [B, G, G, G] of B generated NeRFs, from their density at cell centres
+        (G: `resolution`, default that of the training grids)."""
+        g = resolution or self.occupancy.resolution
+        points = self.occupancy.cell_points(1, jitter=False, resolution=g).expand(len(params["tables"]), -1, -1)
         density = self.density_at(points, params).reshape(-1, g, g, g)
-        return occupancy_from_density(density, self.occupancy.density_threshold)
+        return occupancy_from_density(density, self.occupancy.density_threshold, dilation=g // self.occupancy.resolution)
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         metadata = ray_bundle.metadata or {}
@@ -294,30 +289,50 @@ class HypNeRFModel(Model):
             ),
             metadata={"slot": sample_slot[:, None]},
         )
-        want_normals = normals and self.config.predict_normals and not self.training
         with self.field.bound(params, counts):
-            field_outputs = self.field(ray_samples, compute_normals=want_normals)
+            field_outputs = self.field(ray_samples)
         weights = packed_weights(field_outputs[FieldHeadNames.DENSITY][:, 0], t_ends - t_starts, ray_index, num_rays)[:, None]
 
         background = "random" if self.training else self.config.eval_background_color
         accumulation = self.renderer_accumulation(weights, ray_index, num_rays)
+        depth = accumulate_along_rays(weights[:, 0], 0.5 * (t_starts + t_ends)[:, None], ray_index, num_rays) / (accumulation + 1e-10)
+        hit = accumulation[:, 0] >= 0.5
         outputs = {
             "rgb": self.renderer_rgb(
                 field_outputs[FieldHeadNames.RGB], weights, ray_index, num_rays, background_color=background
             ),
             "accumulation": accumulation,
-            "depth": accumulate_along_rays(weights[:, 0], 0.5 * (t_starts + t_ends)[:, None], ray_index, num_rays)
-            / (accumulation + 1e-10),
+            "depth": torch.where(hit[:, None], depth, self.background_depth(origins, directions)[:, None]),
         }
-        if want_normals:
-            normals = accumulate_along_rays(weights[:, 0], field_outputs[FieldHeadNames.NORMALS], ray_index, num_rays)
-            outputs["normals"] = (torch.nn.functional.normalize(normals, dim=-1) + 1.0) / 2.0
+        if normals and self.config.predict_normals and not self.training:
+            outputs["normals"] = self.surface_normals(origins + directions * depth, directions, hit, slot, params)
         outputs["num_samples"] = torch.bincount(ray_index, minlength=num_rays)[:, None].float()  # per ray
         if order is not None:
             inverse = torch.empty_like(order)
             inverse[order] = torch.arange(num_rays, device=order.device)
             outputs = {name: value[inverse] for name, value in outputs.items()}
         return outputs
+
+    def background_depth(self, origins: Tensor, directions: Tensor) -> Tensor:
+        """Depth [R] reported by rays that hit nothing: where they leave a box 4x the object box.
+
+        Beyond every voxel depth-fusion tools look at (ns-export tsdf's default box is 2x ours),
+        so those carve free space instead of building surfaces at faint fog.
+        """
+        _, t_far = ray_aabb(origins, directions, 4.0 * self.field.aabb)
+        return t_far.clamp_min(0.0)
+
+    def surface_normals(self, points: Tensor, directions: Tensor, hit: Tensor, slot: Tensor, params: NeRFParams) -> Tensor:
+        """Normals [R, 3] in [0, 1] (nerfstudio's convention) at the surface points [R, 3] of rays
+        [R] that `hit` one: minus the density gradient there, one evaluation per ray (not per
+        sample); 0.5 (no direction) elsewhere. `slot` must be non-decreasing."""
+        hit_slot = slot[hit]
+        counts = torch.bincount(hit_slot, minlength=len(params["tables"])).tolist()
+        with self.field.bound(params, counts):
+            found = self.field(point_samples(points[hit], hit_slot, directions[hit]), compute_normals=True)
+        normals = torch.zeros_like(points)
+        normals[hit] = found[FieldHeadNames.NORMALS].detach()
+        return (normals + 1.0) / 2.0
 
     # ---- training ------------------------------------------------------------------------------
     def get_param_groups(self) -> Dict[str, List[torch.nn.Parameter]]:
@@ -329,8 +344,13 @@ class HypNeRFModel(Model):
                 where_to_run=[TrainingCallbackLocation.AFTER_TRAIN_ITERATION],
                 update_every_num_iters=self.config.occupancy_update_every,
                 func=self.update_occupancy,
-            )
+            ),
+            TrainingCallback(where_to_run=[TrainingCallbackLocation.AFTER_TRAIN_ITERATION], func=self.forget_display),
         ]
+
+    def forget_display(self, step: int) -> None:  # noqa: ARG002 - a training callback's signature
+        """The prior changed: what rays without an object show is generated anew."""
+        self._display = None
 
     @torch.no_grad()
     def update_occupancy(self, step: int) -> None:
@@ -342,7 +362,6 @@ class HypNeRFModel(Model):
         objects = torch.arange(first, first + per_update, device=self.device) % self.codebook.num_objects
         params = self.hypernetwork(self.codebook(objects, sample=False))
         self.occupancy.update(objects, lambda points: self.density_at(points, params))
-        self._blend_occupancy = {}
 
     def get_metrics_dict(self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]) -> Dict[str, Tensor]:
         gt = self.renderer_rgb.blend_background(batch["image"].to(self.device), background_color="black")

@@ -107,7 +107,9 @@ def test_show_active_only_renders_the_selection_for_every_ray(trained, tmp_path:
     model.viewer_object.value = model.object_ids[1]
     model.config.show_active_only = True
     try:
-        assert torch.allclose(render(0), second, atol=1e-5), "rays of object 0 show the active object 1"
+        # The shown object marches its own finer occupancy grid, so faint fog may differ a little.
+        shown = render(0)
+        assert (shown - second).abs().mean() < 0.1 * (first - second).abs().mean(), "rays of object 0 show the active object 1"
     finally:
         model.config.active_object, model.config.show_active_only = saved
         model.viewer_object.value = model.object_ids[0]
@@ -174,7 +176,7 @@ def test_viewer_sample_button_and_latent_field(trained, tmp_path: Path) -> None:
 
         model.viewer_sample.cb_hook(model.viewer_sample)  # the button's callback, as the viewer calls it
         sampled, occupied = model._displayed()
-        assert occupied.shape == (1, *model.occupancy.occupied().shape[1:])
+        assert occupied.shape == (1, *[model.config.display_occupancy_resolution] * 3)
         assert all(not torch.allclose(sampled["tables"][0], objects["tables"][k]) for k in range(len(model.object_ids))), "a new object"
         model.viewer_sample.cb_hook(model.viewer_sample)
         assert not torch.equal(model._displayed()[0]["tables"], sampled["tables"]), "each press samples anew"
