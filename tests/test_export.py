@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Dict
 
 import numpy as np
 import pytest
@@ -51,38 +52,84 @@ def test_export_mesh_of_a_training_object(trained, three_chairs: Path, tmp_path:
         entrypoint(["export", "mesh", "--load-config", str(config.get_base_dir() / "config.yml"), "--output", str(output)])
 
 
-def export_point_cloud(config_path: Path, output_dir: Path):
-    """nerfstudio's own `ns-export pointcloud`, unchanged, on a (derived) config; the cloud read by open3d."""
+@pytest.fixture(scope="module")
+def selections(trained, three_chairs: Path, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+    """Derived configs (`hypnerf-ns select`) showing a training object and a latent inverted from one view."""
+    config, trainer, _ = trained
+    config_path = str(config.get_base_dir() / "config.yml")
+    folder = tmp_path_factory.mktemp("selections")
+    object_id = trainer.pipeline.model.object_ids[2]
+    entrypoint(["select", "--load-config", config_path, "--object", object_id, "--output", str(folder / "object.yml")])
+    entrypoint(["invert", "--load-config", config_path, "--data", str(three_chairs / object_id), "--views", "0", "--steps", "5", "--output", str(folder / "inverted")])
+    entrypoint(["select", "--load-config", config_path, "--latent", str(folder / "inverted" / "latent.pt"), "--output", str(folder / "latent.yml")])
+    return {"object": folder / "object.yml", "latent": folder / "latent.yml"}
+
+
+BOX = 0.55  # the object box [-0.5, 0.5]^3 and a little slack
+
+
+def check_surface(points: np.ndarray, colours: np.ndarray, at_least: int) -> None:
+    """Enough points, nearly all in the object box, coloured (not one flat colour)."""
+    assert len(points) >= at_least, len(points)
+    inside = (np.abs(points) <= BOX).all(axis=1).mean()
+    assert inside > 0.95, f"only {inside:.0%} of the points lie in the object box"
+    assert colours.shape[0] == len(points) and colours[:, :3].astype(float).std(axis=0).max() > 0.02 * colours.max(), "coloured"
+
+
+def check_shows_its_object(mesh: trimesh.Trimesh, shown: str, model, three_chairs: Path) -> None:  # noqa: ANN001
+    """A mesh of the selected training object matches its test-view silhouettes better than the others'."""
+    if shown != "object":  # the latent is inverted in 5 steps: no claim about its shape
+        return
+    own, *others = [silhouette_iou(mesh, *ground_truth(three_chairs / o)) for o in (model.object_ids[2], *model.object_ids[:2])]
+    assert own > 0.3 and own > max(others) + 0.05, (own, others)
+
+
+@pytest.mark.parametrize("shown", ["object", "latent"])
+def test_ns_export_pointcloud(selections: Dict[str, Path], shown: str, tmp_path: Path) -> None:
     import open3d as o3d
     from nerfstudio.scripts.exporter import ExportPointCloud
 
-    ExportPointCloud(load_config=config_path, output_dir=output_dir, num_points=3000, remove_outliers=False, normal_method="model_output").main()
-    return o3d.io.read_point_cloud(str(output_dir / "point_cloud.ply"))
-
-
-def test_select_makes_ns_export_show_one_object_or_latent(trained, three_chairs: Path, tmp_path: Path) -> None:
-    config, trainer, _ = trained
-    model = trainer.pipeline.model
-    config_path = config.get_base_dir() / "config.yml"
-    object_id = model.object_ids[2]
-    derived = tmp_path / "config-object.yml"
-    entrypoint(["select", "--load-config", str(config_path), "--object", object_id, "--output", str(derived)])
-    cloud = export_point_cloud(derived, tmp_path / "object")
-    points, colours = np.asarray(cloud.points), np.asarray(cloud.colors)
-    assert len(points) > 1000 and colours.shape == points.shape and colours.std(axis=0).max() > 0.02
-    inside = (np.abs(points) <= 0.55).all(axis=1).mean()
-    assert inside > 0.95, f"only {inside:.0%} of the points lie in the object box"
+    ExportPointCloud(load_config=selections[shown], output_dir=tmp_path, num_points=3000, remove_outliers=False, normal_method="model_output").main()
+    cloud = o3d.io.read_point_cloud(str(tmp_path / "point_cloud.ply"))
+    check_surface(np.asarray(cloud.points), np.asarray(cloud.colors), at_least=1000)
     assert cloud.has_normals()
 
-    inverted = tmp_path / "inverted"
-    entrypoint(["invert", "--load-config", str(config_path), "--data", str(three_chairs / object_id), "--views", "0", "--steps", "5", "--output", str(inverted)])
-    derived_latent = tmp_path / "config-latent.yml"
-    entrypoint(["select", "--load-config", str(config_path), "--latent", str(inverted / "latent.pt"), "--output", str(derived_latent)])
-    latent_points = np.asarray(export_point_cloud(derived_latent, tmp_path / "latent").points)
-    assert len(latent_points) > 1000 and (np.abs(latent_points) <= 0.55).all(axis=1).mean() > 0.95
 
+@pytest.mark.parametrize("shown", ["object", "latent"])
+def test_ns_export_poisson(selections: Dict[str, Path], shown: str, trained, three_chairs: Path, tmp_path: Path) -> None:
+    from nerfstudio.scripts.exporter import ExportPoissonMesh
+
+    # Normals from the model's output (the default); texturing by rendering a 2048^2 atlas is left to users with time.
+    ExportPoissonMesh(load_config=selections[shown], output_dir=tmp_path, num_points=3000, remove_outliers=False, texture_method="point_cloud", num_rays_per_batch=4096).main()
+    mesh = trimesh.load(tmp_path / "poisson_mesh.ply", process=False)
+    check_surface(mesh.vertices, mesh.visual.vertex_colors, at_least=500)
+    check_shows_its_object(mesh, shown, trained[1].pipeline.model, three_chairs)
+
+
+@pytest.mark.parametrize("shown", ["object", "latent"])
+def test_ns_export_tsdf(selections: Dict[str, Path], shown: str, trained, three_chairs: Path, tmp_path: Path) -> None:
+    """The real `ns-export tsdf` command, in a subprocess, with the flags the README gives."""
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable, "-c", "from nerfstudio.scripts.exporter import entrypoint; entrypoint()", "tsdf",
+        "--load-config", str(selections[shown]), "--output-dir", str(tmp_path), "--resolution", "48", "--downscale-factor", "4",
+        "--bounding-box-min", "-0.55", "-0.55", "-0.55", "--bounding-box-max", "0.55", "0.55", "0.55", "--texture-method", "tsdf",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    mesh = trimesh.load(tmp_path / "tsdf_mesh.ply", process=False)
+    check_surface(mesh.vertices, mesh.visual.vertex_colors, at_least=300)
+    on_walls = (np.abs(mesh.vertices) > BOX - 0.02).any(axis=1).mean()
+    assert on_walls < 0.1, f"{on_walls:.0%} of the vertices lie on the walls of the fusion box: space was not carved"
+    check_shows_its_object(mesh, shown, trained[1].pipeline.model, three_chairs)
+
+
+def test_select_refuses_an_unknown_object(trained, tmp_path: Path) -> None:
+    config, _, _ = trained
     with pytest.raises(InputError, match="unknown object"):
-        entrypoint(["select", "--load-config", str(config_path), "--object", "no-such-chair", "--output", str(tmp_path / "x.yml")])
+        entrypoint(["select", "--load-config", str(config.get_base_dir() / "config.yml"), "--object", "no-such-chair", "--output", str(tmp_path / "x.yml")])
     assert not (tmp_path / "x.yml").exists()
 
 
@@ -115,18 +162,16 @@ def test_show_active_only_renders_the_selection_for_every_ray(trained, tmp_path:
         model.viewer_object.value = model.object_ids[0]
 
 
-def test_ns_render_interpolate_writes_a_video_of_the_selection(trained, three_chairs: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("shown", ["object", "latent"])
+def test_ns_render_interpolate_writes_a_video_of_the_selection(selections: Dict[str, Path], shown: str, three_chairs: Path, trained, tmp_path: Path) -> None:
     import mediapy
     from nerfstudio.scripts.render import RenderInterpolated
 
-    config, trainer, _ = trained
-    model = trainer.pipeline.model
-    derived = tmp_path / "config-object.yml"
-    entrypoint(["select", "--load-config", str(config.get_base_dir() / "config.yml"), "--object", model.object_ids[1], "--output", str(derived)])
     video = tmp_path / "interpolate.mp4"
-    RenderInterpolated(load_config=derived, output_path=video, interpolation_steps=2, frame_rate=8).main()
+    RenderInterpolated(load_config=selections[shown], output_path=video, interpolation_steps=2, frame_rate=8).main()
     frames = mediapy.read_video(str(video))
-    test_views = sum(len(json.loads((three_chairs / o / "transforms_test.json").read_text())["frames"]) for o in model.object_ids)
+    object_ids = trained[1].pipeline.model.object_ids
+    test_views = sum(len(json.loads((three_chairs / o / "transforms_test.json").read_text())["frames"]) for o in object_ids)
     assert len(frames) == 2 * (test_views - 1), "2 frames from each test camera to the next"
     assert frames.shape[1:] == (32, 32, 3)
     assert frames.astype(float).std() > 5, "the object is in the frames, not a blank video"
