@@ -109,3 +109,29 @@ def test_huge_raw_density_stays_finite_and_does_not_spoil_other_rays() -> None:
     assert weights[:3].sum() == pytest.approx(1.0, abs=1e-5), "the capped sample is opaque"
     alone = packed_weights(density[3:], deltas[3:], torch.zeros(2, dtype=torch.long), 1)
     assert torch.allclose(weights[3:], alone), "the next ray is unaffected"
+
+
+@pytest.mark.parametrize("resolution", [32, 64])
+def test_two_level_march_keeps_exactly_the_occupied_steps(resolution: int) -> None:
+    """`march` equals testing every step of every ray against the grids (sparse random grids, jittered rays)."""
+    from hypnerf_ns.sampling import march, ray_aabb
+
+    torch.manual_seed(0)
+    aabb = torch.tensor([[-0.5] * 3, [0.5] * 3])
+    occupied = torch.rand(2, resolution, resolution, resolution) < 0.02
+    origins = torch.nn.functional.normalize(torch.randn(500, 3), dim=-1) * 1.9
+    directions = torch.nn.functional.normalize(torch.rand(500, 3) * 0.8 - 0.4 - origins, dim=-1)
+    grid_of_ray = torch.arange(500) % 2
+    t_near, t_far = ray_aabb(origins, directions, aabb)
+    step = 1.0 / 128
+    torch.manual_seed(1)
+    ray_index, t_starts, t_ends = march(origins, directions, t_near, t_far, step, occupied, grid_of_ray, aabb, jitter=True)
+    torch.manual_seed(1)
+    offset = torch.rand(500)  # the same per-ray jitter march drew
+    every = t_near[:, None] + (torch.arange(256)[None, :] + offset[:, None]) * step
+    cell = ((origins[:, None] + directions[:, None] * every[..., None] - aabb[0]) * resolution).long().clamp(0, resolution - 1)
+    expected = (every < t_far[:, None]) & occupied[grid_of_ray[:, None], cell[..., 0], cell[..., 1], cell[..., 2]]
+    rays, steps = expected.nonzero(as_tuple=True)
+    assert len(rays) > 1000
+    assert torch.equal(ray_index, rays)
+    torch.testing.assert_close(0.5 * (t_starts + t_ends), every[rays, steps])
