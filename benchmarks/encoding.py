@@ -8,7 +8,6 @@ Prints a table and writes JSON (default benchmarks/results/encoding.json).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
+from hypnerf_ns.atomic import write_text_atomic
 from hypnerf_ns.encoding import HashGridSpec, cpu_kernels, hash_encode, hash_encode_reference
 
 
@@ -55,10 +55,7 @@ def main(args: Args) -> None:
     for r in rows:
         table.add_row(str(r["levels"]), f"2^{r['log2_table_size']}", r["implementation"], f"{r['points_per_second'] / 1e6:.2f}")
     Console().print(table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"benchmark": "encoding", "threads": torch.get_num_threads(), "rows": rows}, indent=1))
-    os.replace(tmp, args.output)
+    write_text_atomic(args.output, json.dumps({"benchmark": "encoding", "threads": torch.get_num_threads(), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

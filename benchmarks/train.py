@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import resource
 import tempfile
 import time
@@ -31,6 +30,7 @@ from rich.table import Table
 from method_configs import hyp_nerf
 from nerfstudio.engine.trainer import Trainer
 
+from hypnerf_ns.atomic import write_text_atomic
 from hypnerf_ns.training import train_step
 
 CONSOLE = Console()
@@ -172,10 +172,7 @@ def main(args: Args) -> None:
         "peak_rss_mb": peak_rss_mb(),
         "timeline": timeline,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = args.output.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp_path, args.output)
+    write_text_atomic(args.output, json.dumps(summary, indent=1))
     CONSOLE.print(f"wrote {args.output}")
 
 

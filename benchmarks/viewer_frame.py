@@ -20,6 +20,7 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
+from hypnerf_ns.atomic import write_text_atomic
 from hypnerf_ns.camera_paths import sphere_cameras
 from hypnerf_ns.commands import load_prior
 from hypnerf_ns.render import category_cameras
@@ -62,10 +63,7 @@ def main(args: Args) -> None:
     for r in rows:
         table.add_row(f"{r['size']}x{r['size']}", f"{r['distance']:.1f}", str(r["normals"]), f"{r['seconds']:.3f}", f"{r['coverage']:.2f}")
     Console().print(table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.output.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps({"benchmark": "viewer_frame", "checkpoint": str(args.load_config), "threads": torch.get_num_threads(), "rows": rows}, indent=1))
-    temporary.replace(args.output)
+    write_text_atomic(args.output, json.dumps({"benchmark": "viewer_frame", "checkpoint": str(args.load_config), "threads": torch.get_num_threads(), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

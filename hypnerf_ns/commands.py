@@ -15,7 +15,7 @@ from torch import Tensor
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from hypnerf_ns.data.writer import write_text_atomic
+from hypnerf_ns.atomic import write_text_atomic
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.inversion import PosedPixels, candidate_codes, invert, load_posed_pixels, on_white, photometric_errors, render_rays

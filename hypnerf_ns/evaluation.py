@@ -44,7 +44,7 @@ from torchmetrics.functional import structural_similarity_index_measure
 
 from hypnerf_ns.commands import best_start, load_prior
 from hypnerf_ns.data.dataparser import ObjectEntry, list_objects
-from hypnerf_ns.data.writer import write_text_atomic
+from hypnerf_ns.atomic import write_text_atomic
 from hypnerf_ns.denoise import Denoiser, denoiser_path, load_denoiser
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.hypernetwork import Codes, NeRFParams

@@ -26,7 +26,7 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 
 from hypnerf_ns.commands import load_prior, write_renders
-from hypnerf_ns.data.writer import write_text_atomic
+from hypnerf_ns.atomic import write_text_atomic
 from hypnerf_ns.denoise import Denoiser, as_straight_rgba, denoiser_path, load_denoiser, rendered_views
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.hypernetwork import NeRFParams

@@ -22,13 +22,13 @@ garbage.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict
 
 import torch
 
+from hypnerf_ns.atomic import atomic_output
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.model import HypNeRFModel
@@ -49,10 +49,8 @@ def prior_fingerprint(model: HypNeRFModel) -> str:
 
 def save_atomic(payload: Dict[str, Any], path: Path) -> None:
     """torch.save through a temporary file and a rename: readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+    with atomic_output(path) as temporary:
+        torch.save(payload, temporary)
 
 
 def load_payload(path: Path, file_format: str, version: int, what: str) -> Dict[str, Any]:

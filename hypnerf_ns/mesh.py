@@ -22,6 +22,7 @@ from torch import Tensor
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.field_components.field_heads import FieldHeadNames
 
+from hypnerf_ns.atomic import atomic_output
 from hypnerf_ns.commands import load_prior
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.field import point_samples
@@ -132,9 +133,8 @@ class ExportMesh:
         except ValueError as error:
             raise InputError(self.finetuned or self.latent or self.load_config, str(error)) from None
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.output.with_name(f".{self.output.stem}.partial{self.output.suffix}")
-        mesh.export(temporary)
-        temporary.replace(self.output)
+        with atomic_output(self.output) as temporary:
+            mesh.export(temporary)
         CONSOLE.print(
             f"wrote {self.output}: {name}, {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, "
             f"watertight {mesh.is_watertight} ({time.perf_counter() - start_time:.1f} s)", soft_wrap=True,

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from nerfstudio.cameras.cameras import Cameras
 
+from hypnerf_ns.atomic import atomic_output
 from hypnerf_ns.camera_paths import reference_camera, sphere_cameras, turntable_cameras
 from hypnerf_ns.commands import Prior, load_prior
 from hypnerf_ns.errors import InputError
@@ -66,13 +67,11 @@ def write_video(frames: List[np.ndarray], path: Path, fps: int) -> None:
     """An mp4 (H.264 through ffmpeg), written to a temporary name and renamed."""
     import mediapy
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
-        mediapy.write_video(str(temporary), np.stack(frames), fps=fps)
+        with atomic_output(path) as temporary:
+            mediapy.write_video(str(temporary), np.stack(frames), fps=fps)
     except (RuntimeError, FileNotFoundError) as error:
         raise InputError(path, f"could not write the video ({error}); is ffmpeg installed?") from None
-    temporary.replace(path)
 
 
 def write_frames(model: HypNeRFModel, params_of_frame: Callable[[int], NeRFParams], cameras: Cameras, output: Path, fps: int, description: str) -> None:
@@ -182,9 +181,8 @@ class Sheet:
                 bar.advance(task)
         sheet = contact_sheet(images, self.columns)
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.output.with_name(f".{self.output.stem}.partial{self.output.suffix}")
-        Image.fromarray(sheet).save(temporary, format="PNG")
-        temporary.replace(self.output)
+        with atomic_output(self.output) as temporary:
+            Image.fromarray(sheet).save(temporary, format="PNG")
         CONSOLE.print(f"wrote {self.output} ({len(images)} objects)", soft_wrap=True)
 
 

@@ -21,7 +21,7 @@ import yaml
 from rich.console import Console
 
 from hypnerf_ns.commands import load_prior
-from hypnerf_ns.data.writer import write_text_atomic
+from hypnerf_ns.atomic import write_text_atomic
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.hypernetwork import NeRFParams
 from hypnerf_ns.latent import FinetunedNeRF, load_codes

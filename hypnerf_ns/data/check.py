@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
+from hypnerf_ns.atomic import atomic_output
 from hypnerf_ns.data.dataparser import ObjectEntry, list_objects, read_json
 from hypnerf_ns.errors import HypnerfError, InputError
 
@@ -107,10 +108,8 @@ def contact_sheet(root: Path, output: Path, columns: int = 8) -> None:
         x, y = (k % columns) * size, (k // columns) * (size + label)
         sheet.paste(tile.resize((size, size)), (x, y))
         draw.text((x + 2, y + size), name[-(size // 6) :], fill="black")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.name}.partial.png")
-    sheet.save(temporary)
-    temporary.replace(output)
+    with atomic_output(output) as temporary:
+        sheet.save(temporary, format="PNG")
     CONSOLE.print(f"contact sheet of {len(tiles)} objects: {output}")
 
 

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from hypnerf_ns.data.meshes import MeshObject, RenderOptions, render_category
 from hypnerf_ns.data.render import Y_UP_TO_Z_UP
-from hypnerf_ns.data.writer import write_text_atomic
+from hypnerf_ns.atomic import atomic_output, write_text_atomic
 from hypnerf_ns.errors import HypnerfError
 
 CONSOLE = Console()
@@ -81,10 +81,8 @@ def unpack_catalogues(deb: Path, directory: Path) -> Dict[str, Path]:
                 if member.isfile() and name.endswith(".sh3f") and Path(name).stem in PACKS:
                     source = archive.extractfile(member)
                     assert source is not None
-                    temporary = directory / f".{name}.partial"
-                    with open(temporary, "wb") as target:
+                    with atomic_output(directory / name) as temporary, open(temporary, "wb") as target:
                         shutil.copyfileobj(source, target)
-                    temporary.replace(directory / name)
     missing = [str(p.name) for p in wanted.values() if not p.is_file()]
     if missing:
         raise HypnerfError(f"{deb}: does not hold the catalogues {', '.join(missing)}")

@@ -25,6 +25,8 @@ from typing import Any, Dict, List, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from hypnerf_ns.atomic import write_text_atomic
+
 
 @dataclass
 class View:
@@ -34,14 +36,6 @@ class View:
     """[H, W, 4] uint8 RGBA, alpha 0 on the background."""
     camera_to_world: np.ndarray
     """[4, 4] (or [3, 4]) camera-to-world, OpenGL convention: x right, y up, looking down -z."""
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file through a temporary file and a rename: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def write_object(folder: Path, splits: Mapping[str, Sequence[View]], focal: float, cx: float | None = None, cy: float | None = None) -> None:
