@@ -1,6 +1,6 @@
 """`hypnerf-ns`: the verbs nerfstudio has no command for.
 
-    hypnerf-ns data meshes|furniture|srn|abo|check ...
+    hypnerf-ns data meshes|furniture|srn|abo|check|captions ...
     hypnerf-ns invert --load-config CFG --data OBJECT_DIR --views 0 [3 7 ...]
     hypnerf-ns retrieve --load-config CFG --camera OBJECT_DIR/transforms_test.json --frame 3 [--image IMG]
     hypnerf-ns eval --load-config CFG --data ROOT --task generalization|reconstruction|retrieval --output FILE.json [--finetune]
@@ -9,6 +9,7 @@
     hypnerf-ns select --load-config CFG (--object ID | --latent FILE | --finetuned FILE)
     hypnerf-ns render turntable|morph|sheet --load-config CFG ...
     hypnerf-ns export mesh --load-config CFG (--object ID | --latent FILE | --finetuned FILE) --output MESH.ply
+    hypnerf-ns text "a green wooden stool" --load-config CFG [--colour red]
 
 Each verb is a command dataclass with a `main()` method, or a dict of sub-verbs to such classes; tyro builds the
 options from their fields and docstrings. The top level is dispatched by hand so that every
@@ -38,8 +39,10 @@ from hypnerf_ns.mesh import ExportMesh  # noqa: E402
 from hypnerf_ns.render import Morph, Sheet, Turntable  # noqa: E402
 from hypnerf_ns.retrieval import Retrieve  # noqa: E402
 from hypnerf_ns.select import Select  # noqa: E402
+from hypnerf_ns.text import Text  # noqa: E402
+from hypnerf_ns.captions import Captions  # noqa: E402
 
-DATA_COMMANDS = {"meshes": Meshes, "furniture": Furniture, "srn": ConvertSRN, "abo": ConvertABO, "check": Check}
+DATA_COMMANDS = {"meshes": Meshes, "furniture": Furniture, "srn": ConvertSRN, "abo": ConvertABO, "check": Check, "captions": Captions}
 DENOISER_COMMANDS = {"train": TrainDenoiser}
 EXPORT_COMMANDS = {"mesh": ExportMesh}
 RENDER_COMMANDS = {"turntable": Turntable, "morph": Morph, "sheet": Sheet}
@@ -53,6 +56,7 @@ VERBS: Dict[str, Tuple[Any, str]] = {
     "select": (Select, "write a config that makes ns-export, ns-render and ns-viewer show one object, latent or finetuned NeRF"),
     "export": (EXPORT_COMMANDS, "export an object straight from its generated NeRF (mesh: marching cubes on the density)"),
     "render": (RENDER_COMMANDS, "turntable video of one object, morph video between two, contact sheet of objects or prior samples"),
+    "text": (Text, "generate an object from a text prompt (offline text encoder): latent file + turntable video"),
     "eval": (Eval, "evaluate a trained prior: generalization, reconstruction (compression) or retrieval, with baselines"),
 }
 

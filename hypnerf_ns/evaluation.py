@@ -1,4 +1,4 @@
-"""`hypnerf-ns eval`: the paper's three tasks on a trained prior, with baselines on the same views.
+"""`hypnerf-ns eval`: the paper's tasks on a trained prior, with baselines on the same views.
 
 Every task writes {"task", "checkpoint", "objects": {id: {method: {metric: value}}}, "mean":
 {method: {metric: value}}, "seconds", ...task details} and prints a table.
@@ -25,6 +25,10 @@ object's test views of the NeRF generated from its code (`prior`) and from the m
 view and on the view with clutter and occluders (`retrieval.occlude`), of
 - `prior`:    analysis-by-synthesis, every object's NeRF rendered at the query camera
 - `pixel-nn`: the object of the stored training view closest to the query (same robust score)
+
+`text` (training objects' held-out captions, phrasings the text mapping never trained on):
+how often the codes a caption maps to are nearest to its object's (top-1), among the five
+nearest (top-5), and the mean rank (text.py; trains the run's text mapping on first use).
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ from hypnerf_ns.camera_paths import orbit_like
 from hypnerf_ns.finetune import ORBIT_VIEWS, consistency, denoised_views, finetune
 from hypnerf_ns.model import HypNeRFModel
 from hypnerf_ns.retrieval import gallery_of, occlude, render_gallery, robust_errors
+from hypnerf_ns.captions import category_captions
+from hypnerf_ns.text import held_out_retrieval, text_mapping_for
 
 CONSOLE = Console()
 Results = Dict[str, Dict[str, float]]
@@ -193,10 +199,11 @@ class Eval:
     load_config: Path
     """config.yml of a trained hyp-nerf."""
     data: Path
-    """Category root: `generalization` uses its objects the prior was not trained on, the other tasks those it was."""
+    """Category root: `generalization` uses its objects the prior was not trained on, the other tasks those it was
+    (`text`: their held-out captions, phrasings the text mapping never saw, retrieve their codes)."""
     output: Path
     """JSON file to write (atomically)."""
-    task: Literal["generalization", "reconstruction", "retrieval"] = "generalization"
+    task: Literal["generalization", "reconstruction", "retrieval", "text"] = "generalization"
     input_views: Tuple[int, ...] = (0,)
     """generalization: indices (in transforms_train.json) of the views each unseen object is inverted from."""
     steps: int = 100
@@ -232,6 +239,13 @@ class Eval:
             entries, evaluate = seen, lambda e: reconstruction_of(model, e.folder, e.id, scale)
             details["hypernetwork_bytes"] = sum(p.numel() for p in model.hypernetwork.parameters()) * BYTES_PER_FLOAT
             title = f"reconstruction of {len(seen)} training objects (PSNR / SSIM on test views)"
+        elif self.task == "text":
+            mapping = text_mapping_for(prior)
+            captions = {item.object_id: item for item in category_captions(self.data, [o.id for o in seen])}
+            with torch.no_grad():
+                codes = model.codebook(torch.arange(len(model.object_ids), device=model.device), sample=False)
+            entries, evaluate = seen, lambda e: held_out_retrieval(mapping, codes, captions[e.id], model.object_ids)
+            title = f"text retrieval among {model.codebook.num_objects} training objects, held-out captions of {len(seen)}"
         else:
             entries = seen
             evaluator = RetrievalEvaluator(model, seen, scale, self.pixels, self.seed)

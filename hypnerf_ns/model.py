@@ -87,6 +87,8 @@ class HypNeRFModelConfig(ModelConfig):
     """Latent file (`hypnerf-ns invert`) shown instead of a training object; set by `hypnerf-ns select`."""
     active_nerf: Optional[Path] = None
     """Finetuned NeRF file (`hypnerf-ns finetune`) shown instead; set by `hypnerf-ns select`."""
+    text_mapping: Optional[Path] = None
+    """Text-to-codes file for the viewer's text box; `hypnerf-ns text` trains <run>/text.pt and sets this."""
     show_active_only: bool = False
     """Outside training, every ray shows the active object, even rays from other objects' cameras
     (ns-export draws rays from every training camera); set by `hypnerf-ns select`."""
@@ -122,7 +124,8 @@ class HypNeRFModel(Model):
         self.occupancy = OccupancyGrids(len(self.object_ids), cfg.occupancy_resolution, aabb, density_threshold)
         self.renderer_rgb = RGBRenderer(background_color="random")
         self.renderer_accumulation = AccumulationRenderer()
-        self._viewer_codes: Optional[Codes] = None  # a sample or latent file shown in the viewer
+        self._viewer_codes: Optional[Codes] = None  # a sample, latent file or text shown in the viewer
+        self._text_mapping: Optional[torch.nn.Module] = None  # loaded on the first prompt
         self._display: Optional[Tuple[Hashable, NeRFParams, Tensor]] = None  # (what, params, occupancy) shown
         self._add_viewer_controls()
 
@@ -156,6 +159,7 @@ class HypNeRFModel(Model):
         self.viewer_color_blend = ViewerSlider("Colour blend", 0.0, 0.0, 1.0, 0.05, cb_hook=back_to_objects, hint="0: first object's colour, 1: second's")
         self.viewer_sample = ViewerButton("Sample a new object", cb_hook=lambda _: self.show_sample())
         self.viewer_latent = ViewerText("Latent file", "", cb_hook=lambda element: self.show_latent_file(element.value), hint="Path of a latent file (hypnerf-ns invert); Enter shows it")
+        self.viewer_text = ViewerText("Text", "", cb_hook=lambda element: self.show_text(element.value), hint='A description, e.g. "a green stool" or "a folding chair | red" (shape | colour); Enter shows it')
         self._samples = torch.Generator().manual_seed(0)
 
     def _show(self, codes: Optional[Codes]) -> None:
@@ -178,6 +182,25 @@ class HypNeRFModel(Model):
             self.viewer_latent.value = str(error)
             return None
         return self._show(codes)
+
+    def show_text(self, prompt: str) -> None:
+        """Viewer text box: show the object a prompt describes ("shape phrase | colour phrase" mixes
+        two); a one-line error replaces the prompt if the run has no text mapping."""
+        from hypnerf_ns.text import codes_from_text, load_text_mapping
+
+        if not prompt.strip() or prompt.startswith("hypnerf-ns: "):
+            return None
+        try:
+            if self.config.text_mapping is None:
+                raise HypnerfError("no text mapping for this run yet: run `hypnerf-ns text PROMPT --load-config CONFIG` once")
+            if self._text_mapping is None:
+                self._text_mapping = load_text_mapping(self.config.text_mapping, self)
+            shape_prompt, _, colour_prompt = prompt.partition("|")
+            codes = codes_from_text(self._text_mapping, shape_prompt.strip(), colour_prompt.strip() or None)
+        except HypnerfError as error:
+            self.viewer_text.value = str(error)
+            return None
+        return self._show(Codes(codes.shape.to(self.device), codes.color.to(self.device)))
 
     def _displayed(self) -> Tuple[NeRFParams, Tensor]:
         """NeRF parameters [1, ...] and occupancy grid [1, G, G, G] (G: `display_occupancy_resolution`)

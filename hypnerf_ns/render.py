@@ -180,7 +180,6 @@ class Sheet:
                     images.append(render_image(model, model.hypernetwork(codes), camera, 0))
                 bar.advance(task)
         sheet = contact_sheet(images, self.columns)
-        self.output.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(self.output) as temporary:
             Image.fromarray(sheet).save(temporary, format="PNG")
         CONSOLE.print(f"wrote {self.output} ({len(images)} objects)", soft_wrap=True)
