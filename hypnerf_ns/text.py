@@ -47,7 +47,7 @@ from hypnerf_ns.errors import HypnerfError
 from hypnerf_ns.hypernetwork import Codes
 from hypnerf_ns.latent import Latent, check_prior, load_payload, prior_fingerprint, save_atomic
 from hypnerf_ns.model import HypNeRFModel
-from hypnerf_ns.render import category_cameras, write_frames
+from hypnerf_ns.render import category_cameras, progress, write_frames
 
 CONSOLE = Console()
 
@@ -263,6 +263,12 @@ class Text:
     """Take the colour from this phrase instead of the prompt (e.g. "red"); the shape stays the prompt's."""
     retrain: bool = False
     """Train the text mapping again even if <run>/text.pt exists."""
+    clip: Optional[Path] = None
+    """Optional: a local CLIP folder (Hugging Face layout); the codes are then optimised so that renders match the prompt under CLIP."""
+    clip_steps: int = 50
+    clip_views: int = 4
+    """Renders per CLIP step, around the object."""
+    clip_resolution: int = 64
     frames: int = 24
     resolution: int = 128
     fps: int = 24
@@ -280,11 +286,21 @@ class Text:
             training_codes = model.codebook(torch.arange(len(model.object_ids), device=model.device), sample=False)
         nearest = rank_objects(mapping, training_codes, shape_text, color_text)[0, :3]
         codes = Codes(codes.shape.to(model.device), codes.color.to(model.device))
+        summary = {"prompt": self.prompt, "colour": self.colour, "nearest_training_objects": [model.object_ids[i] for i in nearest.tolist()]}
+        if self.clip is not None:
+            from hypnerf_ns.clip_guidance import LocalCLIP, clip_optimise, guidance_cameras
+
+            clip = LocalCLIP.load(self.clip)
+            reference, radius = category_cameras(prior, self.clip_resolution)
+            with progress() as bar:
+                task = bar.add_task(f"CLIP guidance ({self.clip_views} renders per step)", total=self.clip_steps)
+                cameras = guidance_cameras(reference, radius, self.clip_views)
+                codes, losses = clip_optimise(model, clip, self.prompt, codes, cameras, self.clip_steps, on_step=lambda step, loss: bar.update(task, completed=step))
+            summary["clip"] = {"folder": str(self.clip), "steps": self.clip_steps, "first_loss": losses[0], "last_loss": losses[-1]}
         Latent(codes, prior_fingerprint(model), str(self.load_config), slug, {"text": self.prompt, "colour": self.colour}).save(output / "latent.pt")
         reference, radius = category_cameras(prior, self.resolution)
         with torch.no_grad():
             params = model.hypernetwork(codes)
         write_frames(model, lambda k: params, turntable_cameras(reference, self.frames, radius), output / "turntable.mp4", self.fps, f"turntable of {slug}")
-        summary = {"prompt": self.prompt, "colour": self.colour, "nearest_training_objects": [model.object_ids[i] for i in nearest.tolist()]}
         write_text_atomic(output / "text.json", json.dumps(summary, indent=1) + "\n")
         CONSOLE.print(f"wrote {output}: latent.pt, turntable.mp4, text.json; nearest training objects: {', '.join(summary['nearest_training_objects'])}", soft_wrap=True)

@@ -165,3 +165,39 @@ def test_eval_text_task_on_held_out_captions(trained, three_chairs: Path, tmp_pa
     assert set(report["mean"]["text"]) == {"top1", "top5", "mean_rank"}
     assert report["mean"]["text"]["top5"] == 1.0  # three objects
     assert report["mean"]["text"]["top1"] >= 0.5, report["mean"]
+
+
+def tiny_clip(folder: Path) -> Path:
+    """A randomly initialised CLIP-shaped model (a few thousand weights) with a word-level
+    tokenizer, saved in the Hugging Face layout a real CLIP folder has."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast
+
+    words = ["<unk>", "<pad>", "<s>", "</s>", "a", "red", "blue", "green", "object", "square", "chair"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+    tokenizer.save_pretrained(folder)
+    tiny = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+    text = {**tiny, "vocab_size": len(words), "max_position_embeddings": 16, "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 3}
+    torch.manual_seed(0)
+    CLIPModel(CLIPConfig(text_config=text, vision_config={**tiny, "image_size": 32, "patch_size": 8}, projection_dim=16)).save_pretrained(folder)
+    return folder
+
+
+def test_clip_guidance_plumbing_with_a_tiny_random_clip(coloured, tmp_path: Path, no_network: None) -> None:
+    """Only the plumbing (a random CLIP says nothing about chairs): local loading, gradients from
+    CLIP through the renders to the codes, falling loss, files written."""
+    from hypnerf_ns.latent import Latent
+
+    config_path, _ = coloured
+    clip = tiny_clip(tmp_path / "clip")
+    common = ["--load-config", str(config_path), "--frames", "1", "--resolution", "8"]
+    entrypoint(["text", "a red object", "--output", str(tmp_path / "plain"), *common])
+    entrypoint(["text", "a red object", "--output", str(tmp_path / "guided"), "--clip", str(clip), "--clip-steps", "8", "--clip-views", "2", "--clip-resolution", "16", *common])
+    report = json.loads((tmp_path / "guided" / "text.json").read_text())["clip"]
+    assert report["steps"] == 8 and report["last_loss"] < report["first_loss"], report
+    plain, guided = Latent.load(tmp_path / "plain" / "latent.pt").codes, Latent.load(tmp_path / "guided" / "latent.pt").codes
+    assert not torch.allclose(plain.shape, guided.shape) and not torch.allclose(plain.color, guided.color), "CLIP moved both codes"
+    with pytest.raises(InputError, match="not a CLIP folder"):
+        entrypoint(["text", "a red object", "--output", str(tmp_path / "bad"), "--clip", str(tmp_path / "nowhere"), *common])
