@@ -30,6 +30,7 @@ from typing import Dict, List, Literal, Optional, Sequence, Tuple
 import numpy as np
 import tyro
 from matplotlib.colors import rgb_to_hsv
+from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
@@ -102,8 +103,6 @@ def visual_hull(entry: ObjectEntry, views: int = 12, size: int = 64, resolution:
     """(occupied voxels [G, G, G] of the box [-0.5, 0.5]^3 (x, y, z), opaque pixel colours [P, 3])
     of one object from `views` of its training views: a voxel stays if every view that sees it
     sees it inside the silhouette (alpha > 0.5)."""
-    from PIL import Image
-
     object_views = read_object_views(entry, "train")
     chosen = np.linspace(0, len(object_views.image_filenames) - 1, min(views, len(object_views.image_filenames))).round().astype(int)
     axis = (np.arange(resolution) + 0.5) / resolution - 0.5
