@@ -9,11 +9,11 @@ import torch
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
-from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from hypnerf_ns.checkpoints import allow_numpy_scalars_in_checkpoints
 from hypnerf_ns.data.datamanager import CategoryDataManagerConfig, ObjectBatchPixelSamplerConfig
+from hypnerf_ns.pipeline import HypNeRFPipelineConfig
 from hypnerf_ns.data.dataparser import CategoryDataParserConfig
 from hypnerf_ns.model import HypNeRFModelConfig
 from hypnerf_ns.optimizers import FusedAdamOptimizerConfig, SparseAdamOptimizerConfig
@@ -41,7 +41,7 @@ hyp_nerf = MethodSpecification(
         max_num_iterations=MAX_STEPS,
         mixed_precision=False,
         machine=MachineConfig(device_type="cuda" if torch.cuda.is_available() else "cpu"),
-        pipeline=VanillaPipelineConfig(
+        pipeline=HypNeRFPipelineConfig(
             datamanager=CategoryDataManagerConfig(
                 dataparser=CategoryDataParserConfig(),
                 train_num_rays_per_batch=4096,

@@ -34,6 +34,11 @@ class ObjectBatchPixelSampler(PixelSampler):
     def __init__(self, config: ObjectBatchPixelSamplerConfig, object_index_of_image: Tensor, **kwargs) -> None:  # noqa: ANN003
         super().__init__(config, **kwargs)
         self.object_index_of_image = object_index_of_image.long()
+        self.rank, self.world_size = 0, 1  # draw only objects k with k % world_size == rank (`shard`)
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Draw rays only from objects k with k mod `world_size` == `rank` (one process's share)."""
+        self.rank, self.world_size = rank, world_size
 
     def sample(self, image_batch: Dict) -> Dict:
         """Pixels of `image_batch` (images [N, H, W, C], image_idx [N]), grouped by object.
@@ -49,6 +54,7 @@ class ObjectBatchPixelSampler(PixelSampler):
         by_object = torch.argsort(objects, stable=True)
         starts = torch.cumsum(counts, 0) - counts
         present = torch.nonzero(counts)[:, 0]
+        present = present[present % self.world_size == self.rank]
         num_objects = min(self.config.objects_per_batch, len(present))
         chosen = present[torch.randperm(len(present))[:num_objects]].sort().values  # [K]
         rays_per_object = self.num_rays_per_batch // num_objects
@@ -72,6 +78,11 @@ class CategoryDataManager(VanillaDataManager):
     """VanillaDataManager whose batches are rays of several objects, grouped by object."""
 
     config: CategoryDataManagerConfig
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Training rays only from this process's share of the objects (see `ObjectBatchPixelSampler.shard`)."""
+        assert isinstance(self.train_pixel_sampler, ObjectBatchPixelSampler)
+        self.train_pixel_sampler.shard(rank, world_size)
 
     def _get_pixel_sampler(self, dataset, num_rays_per_batch: int) -> PixelSampler:  # noqa: ANN001 - nerfstudio's signature
         object_index = torch.tensor(dataset.metadata["object_index_of_image"], dtype=torch.long)
