@@ -1,20 +1,29 @@
-"""Category DataManager: each training batch holds rays of several objects.
+"""Category DataManager: each training batch holds rays of several objects, images read lazily.
 
-A subclass of nerfstudio's VanillaDataManager (so `ns-export` accepts it); only the pixel
-sampler differs: it picks `objects_per_batch` objects, then `num_rays_per_batch /
-objects_per_batch` random pixels from random views of each. Rays come out grouped by object,
-which lets the model run each object's generated MLP as one matrix product.
+A subclass of nerfstudio's VanillaDataManager (so `ns-export` accepts it). A training batch
+picks `objects_per_batch` objects (of this process's shard), `views_per_object` random views of
+each, and `num_rays_per_batch / objects_per_batch` random pixels of each object from those views.
+Rays come out grouped by object, which lets the model run each object's generated MLP as one
+matrix product.
+
+Training images are not all loaded at startup (nerfstudio's CacheDataloader does that): they are
+decoded when a batch first needs them and kept, as uint8, in a cache bounded in bytes that drops
+the least recently used image first. Memory is then the cache bound plus per-object codes and
+optimiser state, whatever the number of objects.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, Type
+from typing import Callable, Dict, List, Tuple, Type
 
 import torch
 from torch import Tensor
+from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
 from nerfstudio.data.pixel_samplers import PixelSampler, PixelSamplerConfig
+from nerfstudio.model_components.ray_generators import RayGenerator
 
 from hypnerf_ns.data.dataparser import CategoryDataParserConfig
 
@@ -34,17 +43,23 @@ class ObjectBatchPixelSampler(PixelSampler):
     def __init__(self, config: ObjectBatchPixelSamplerConfig, object_index_of_image: Tensor, **kwargs) -> None:  # noqa: ANN003
         super().__init__(config, **kwargs)
         self.object_index_of_image = object_index_of_image.long()
-        self.rank, self.world_size = 0, 1  # draw only objects k with k % world_size == rank (`shard`)
+        self.rank, self.world_size = 0, 1  # choose only objects k with k % world_size == rank (`shard`)
 
     def shard(self, rank: int, world_size: int) -> None:
-        """Draw rays only from objects k with k mod `world_size` == `rank` (one process's share)."""
+        """Choose only objects k with k mod `world_size` == `rank` (one process's share)."""
         self.rank, self.world_size = rank, world_size
 
+    def choose_objects(self, num_objects: int) -> Tensor:
+        """[K] sorted object indices of a batch: `objects_per_batch` of this process's shard of `num_objects`."""
+        mine = torch.arange(self.rank, num_objects, self.world_size)
+        return mine[torch.randperm(len(mine))[: self.config.objects_per_batch]].sort().values
+
     def sample(self, image_batch: Dict) -> Dict:
-        """Pixels of `image_batch` (images [N, H, W, C], image_idx [N]), grouped by object.
+        """Pixels of `image_batch` (images [N, H, W, C] of the views of K objects, image_idx [N]),
+        `num_rays_per_batch / K` per object from random views of it, grouped by object.
 
         Returns {"image": [K * R, C], "indices": [K * R, 3] (camera, y, x)} plus any other
-        per-pixel entries of the batch, with K objects and R rays per object.
+        per-pixel entries of the batch, with R rays per object.
         """
         images: Tensor = image_batch["image"]
         image_idx: Tensor = image_batch["image_idx"].cpu()
@@ -53,10 +68,8 @@ class ObjectBatchPixelSampler(PixelSampler):
         counts = torch.bincount(objects)
         by_object = torch.argsort(objects, stable=True)
         starts = torch.cumsum(counts, 0) - counts
-        present = torch.nonzero(counts)[:, 0]
-        present = present[present % self.world_size == self.rank]
-        num_objects = min(self.config.objects_per_batch, len(present))
-        chosen = present[torch.randperm(len(present))[:num_objects]].sort().values  # [K]
+        chosen = torch.nonzero(counts)[:, 0]  # [K], ascending
+        num_objects = len(chosen)
         rays_per_object = self.num_rays_per_batch // num_objects
         pick = (torch.rand(num_objects, rays_per_object) * counts[chosen, None]).long()
         c = by_object[starts[chosen, None] + pick].reshape(-1)
@@ -67,11 +80,39 @@ class ObjectBatchPixelSampler(PixelSampler):
         return batch
 
 
+class ImageCache:
+    """Decoded images by dataset index, uint8 [H, W, C]; beyond `max_bytes` the least recently used go."""
+
+    def __init__(self, load: Callable[[int], Tensor], max_bytes: int) -> None:
+        self.load, self.max_bytes = load, max_bytes
+        self.images: "OrderedDict[int, Tensor]" = OrderedDict()
+        self.bytes = 0
+        self.misses = 0
+
+    def __getitem__(self, index: int) -> Tensor:
+        image = self.images.get(index)
+        if image is not None:
+            self.images.move_to_end(index)
+            return image
+        image = self.load(index)
+        self.misses += 1
+        self.images[index] = image
+        self.bytes += image.numel() * image.element_size()
+        while self.bytes > self.max_bytes and len(self.images) > 1:
+            _, dropped = self.images.popitem(last=False)
+            self.bytes -= dropped.numel() * dropped.element_size()
+        return image
+
+
 @dataclass
 class CategoryDataManagerConfig(VanillaDataManagerConfig):
     _target: Type = field(default_factory=lambda: CategoryDataManager)
     dataparser: CategoryDataParserConfig = field(default_factory=CategoryDataParserConfig)
     pixel_sampler: ObjectBatchPixelSamplerConfig = field(default_factory=ObjectBatchPixelSamplerConfig)
+    views_per_object: int = 8
+    """Views of each object in a batch whose pixels the batch draws from."""
+    image_cache_gb: float = 4.0
+    """Decoded training images kept in memory (uint8); the least recently used beyond this are read again when needed."""
 
 
 class CategoryDataManager(VanillaDataManager):
@@ -83,6 +124,32 @@ class CategoryDataManager(VanillaDataManager):
         """Training rays only from this process's share of the objects (see `ObjectBatchPixelSampler.shard`)."""
         assert isinstance(self.train_pixel_sampler, ObjectBatchPixelSampler)
         self.train_pixel_sampler.shard(rank, world_size)
+
+    def setup_train(self) -> None:
+        """The training images as a lazy cache (no loading here), the pixel sampler, the ray generator."""
+        assert self.train_dataset is not None
+        dataset = self.train_dataset
+        self.train_images = ImageCache(lambda index: torch.from_numpy(dataset.get_numpy_image(index)), int(self.config.image_cache_gb * 2**30))
+        self.train_pixel_sampler = self._get_pixel_sampler(dataset, self.config.train_num_rays_per_batch)
+        self.train_ray_generator = RayGenerator(dataset.cameras.to(self.device))
+        object_of_image = self.train_pixel_sampler.object_index_of_image
+        order = torch.argsort(object_of_image, stable=True)
+        self.views_of_object: List[Tensor] = list(torch.split(order, torch.bincount(object_of_image).tolist()))
+
+    def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
+        """Rays [R] of `objects_per_batch` objects of this process's shard, from `views_per_object`
+        random views each, grouped by object; and their batch ({"image": [R, C], "indices": [R, 3]})."""
+        self.train_count += 1
+        sampler = self.train_pixel_sampler
+        assert isinstance(sampler, ObjectBatchPixelSampler)
+        views = []
+        for k in sampler.choose_objects(len(self.views_of_object)).tolist():
+            own = self.views_of_object[k]
+            views.append(own[torch.randperm(len(own))[: self.config.views_per_object]])
+        image_idx = torch.cat(views)
+        images = torch.stack([self.train_images[i] for i in image_idx.tolist()]).to(self.device).float() / 255.0
+        batch = sampler.sample({"image": images, "image_idx": image_idx})
+        return self.train_ray_generator(batch["indices"]), batch
 
     def _get_pixel_sampler(self, dataset, num_rays_per_batch: int) -> PixelSampler:  # noqa: ANN001 - nerfstudio's signature
         object_index = torch.tensor(dataset.metadata["object_index_of_image"], dtype=torch.long)
