@@ -46,6 +46,8 @@ hyp_nerf = MethodSpecification(
                 dataparser=CategoryDataParserConfig(),
                 train_num_rays_per_batch=4096,
                 eval_num_rays_per_batch=4096,
+                eval_num_images_to_sample_from=64,  # not every val image at startup (thousands of objects)
+                eval_num_times_to_repeat_images=100,
                 pixel_sampler=ObjectBatchPixelSamplerConfig(objects_per_batch=8),
             ),
             model=HypNeRFModelConfig(eval_num_rays_per_chunk=8192),

@@ -49,3 +49,18 @@ def test_batches_group_rays_by_object_from_lazily_read_images(three_chairs: Path
     datamanager.shard(1, 2)
     _, batch = datamanager.next_train(0)
     assert set(objects_of_image[batch["indices"][:, 0]].tolist()) == {1}, "rank 1 of 2 draws only object 1 of three"
+
+
+def test_an_image_of_another_size_is_named_when_first_read(tiny_category: Path, tmp_path: Path) -> None:
+    import pytest
+    from PIL import Image
+
+    from hypnerf_ns.errors import InputError
+
+    Image.new("RGBA", (6, 6)).save(tiny_category / "red" / "train" / "r_2.png")  # the others are 8x8
+    config = small_config(tiny_category, tmp_path, steps=1, scale=1.0)
+    config.pipeline.datamanager.pixel_sampler.objects_per_batch = 2
+    datamanager = config.pipeline.datamanager.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)  # only first images are opened here
+    with pytest.raises(InputError, match=r"red/train/r_2.png: image is 6x6 .* are 8x8"):
+        for _ in range(20):  # a batch reads every view of both objects (3 each)
+            datamanager.next_train(0)

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from hypnerf_ns.data.dataparser import CategoryDataParserConfig
 from hypnerf_ns.errors import HypnerfError, InputError
@@ -67,11 +66,6 @@ def test_object_without_transforms(tiny_category: Path) -> None:
 def test_missing_png(tiny_category: Path) -> None:
     (tiny_category / "red" / "train" / "r_1.png").unlink()
     expect_error(tiny_category, "red/train/r_1.png", "image missing")
-
-
-def test_images_of_different_sizes_within_an_object(tiny_category: Path) -> None:
-    Image.new("RGBA", (16, 16)).save(tiny_category / "red" / "train" / "r_2.png")
-    expect_error(tiny_category, "red/train/r_2.png", "16x16")
 
 
 def test_malformed_json(tiny_category: Path) -> None:

@@ -22,10 +22,12 @@ import torch
 from torch import Tensor
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
+from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.data.pixel_samplers import PixelSampler, PixelSamplerConfig
 from nerfstudio.model_components.ray_generators import RayGenerator
 
 from hypnerf_ns.data.dataparser import CategoryDataParserConfig
+from hypnerf_ns.errors import InputError
 
 
 @dataclass
@@ -104,6 +106,20 @@ class ImageCache:
         return image
 
 
+def read_checked(dataset: InputDataset, index: int) -> Tensor:
+    """Image `index` of a dataset, uint8 [H, W, C]; InputError naming the file if it is unreadable
+    or not the size of its camera (the dataparser reads only each object's first image header)."""
+    path = dataset.image_filenames[index]
+    try:
+        image = torch.from_numpy(dataset.get_numpy_image(index))
+    except OSError:
+        raise InputError(path, "not a readable image") from None
+    expected = (int(dataset.cameras.height[index]), int(dataset.cameras.width[index]))
+    if tuple(image.shape[:2]) != expected:
+        raise InputError(path, f"image is {image.shape[1]}x{image.shape[0]} (after scaling) but the other views of its object are {expected[1]}x{expected[0]}")
+    return image
+
+
 @dataclass
 class CategoryDataManagerConfig(VanillaDataManagerConfig):
     _target: Type = field(default_factory=lambda: CategoryDataManager)
@@ -129,7 +145,7 @@ class CategoryDataManager(VanillaDataManager):
         """The training images as a lazy cache (no loading here), the pixel sampler, the ray generator."""
         assert self.train_dataset is not None
         dataset = self.train_dataset
-        self.train_images = ImageCache(lambda index: torch.from_numpy(dataset.get_numpy_image(index)), int(self.config.image_cache_gb * 2**30))
+        self.train_images = ImageCache(lambda index: read_checked(dataset, index), int(self.config.image_cache_gb * 2**30))
         self.train_pixel_sampler = self._get_pixel_sampler(dataset, self.config.train_num_rays_per_batch)
         self.train_ray_generator = RayGenerator(dataset.cameras.to(self.device))
         object_of_image = self.train_pixel_sampler.object_index_of_image

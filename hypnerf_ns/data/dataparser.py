@@ -89,7 +89,9 @@ def list_objects(root: Path) -> List[ObjectEntry]:
 
 
 def read_object_views(entry: ObjectEntry, split: str) -> ObjectViews:
-    """Cameras and image files of one object's split, checked: files exist, one image size."""
+    """Cameras and image files of one object's split, checked: the files exist, the first is a readable
+    image (its size is the split's; reading every image header costs minutes for thousands of
+    objects, so the others' sizes are checked where they are read, and by `hypnerf-ns data check`)."""
     transforms_file = entry.folder / f"transforms_{split}.json"
     meta = read_json(transforms_file)
     frames = meta.get("frames") if isinstance(meta, dict) else None
@@ -111,16 +113,12 @@ def read_object_views(entry: ObjectEntry, split: str) -> ObjectViews:
             path = path.with_name(path.name + ".png")
         if not path.is_file():
             raise InputError(path, f"image missing (frame {k} of {transforms_file.name})")
-        try:
-            with Image.open(path) as image:
-                this_size = image.size
-        except OSError:
-            raise InputError(path, "not a readable image") from None
-        if size is not None and this_size != size:
-            raise InputError(
-                path, f"image is {this_size[0]}x{this_size[1]} but the other views of {entry.id} are {size[0]}x{size[1]}"
-            )
-        size = this_size
+        if size is None:
+            try:
+                with Image.open(path) as image:
+                    size = image.size
+            except OSError:
+                raise InputError(path, "not a readable image") from None
         filenames.append(path)
         poses.append(pose[:3, :4])
     assert size is not None
