@@ -125,6 +125,7 @@ class HypNeRFModel(Model):
         self.renderer_rgb = RGBRenderer(background_color="random")
         self.renderer_accumulation = AccumulationRenderer()
         self._viewer_codes: Optional[Codes] = None  # a sample, latent file or text shown in the viewer
+        self._viewer_shows = 0  # counts `_show` calls: tells one set of viewer codes from the next
         self._text_mapping: Optional[torch.nn.Module] = None  # loaded on the first prompt
         self._display: Optional[Tuple[Hashable, NeRFParams, Tensor]] = None  # (what, params, occupancy) shown
         self._add_viewer_controls()
@@ -165,6 +166,7 @@ class HypNeRFModel(Model):
     def _show(self, codes: Optional[Codes]) -> None:
         """Make rays without an object show `codes` [1, D] (None: the object controls again)."""
         self._viewer_codes = codes
+        self._viewer_shows += 1
 
     def show_sample(self) -> None:
         """Viewer button: show a new object sampled from the prior (`Codebook.blends`)."""
@@ -213,7 +215,7 @@ class HypNeRFModel(Model):
         elif cfg.active_latent is not None:
             what = ("latent", cfg.active_latent)
         elif self._viewer_codes is not None:
-            what = ("codes", id(self._viewer_codes))
+            what = ("codes", self._viewer_shows)
         else:
             what = ("objects", self.viewer_object.value, self.viewer_blend_object.value, float(self.viewer_shape_blend.value), float(self.viewer_color_blend.value))
         if self._display is None or self._display[0] != what:
