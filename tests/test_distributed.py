@@ -74,3 +74,35 @@ def test_two_gloo_processes_shard_objects_and_stay_in_sync(three_chairs: Path, t
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["pipeline"]
     assert not any("module." in key for key in state), "checkpoints keep single-process key names"
     assert "_model.codebook.shape_mean" in state
+
+
+def averaging_worker(rank: int, world_size: int, url: str, report: Path) -> None:
+    """Average a sparse (codebook-like) and a dense gradient over two processes, then take a SparseAdam step."""
+    from hypnerf_ns.optimizers import ProcessAveragedSparseAdam, average_over_processes
+
+    dist.init_process_group("gloo", init_method=url, world_size=world_size, rank=rank)
+    try:
+        codes = torch.nn.Parameter(torch.zeros(5, 2))
+        rows = [0, 1] if rank == 0 else [1, 3]
+        codes.grad = torch.sparse_coo_tensor(torch.tensor([rows]), torch.full((2, 2), float(rank + 1)), (5, 2))
+        dense = torch.nn.Parameter(torch.zeros(3))
+        dense.grad = torch.full((3,), float(rank))
+        average_over_processes([codes, dense])
+        grad = codes.grad.coalesce()
+        result = {"rows": grad.indices()[0].tolist(), "values": grad.values()[:, 0].tolist(), "dense": dense.grad.tolist()}
+        codes.grad = torch.sparse_coo_tensor(torch.tensor([rows]), torch.full((2, 2), float(rank + 1)), (5, 2))
+        ProcessAveragedSparseAdam([codes], lr=0.1).step()
+        result["moved_rows"] = (codes.detach().abs().sum(dim=1) > 0).nonzero()[:, 0].tolist()
+        (report / f"rank{rank}.json").write_text(json.dumps(result))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sparse_gradients_average_over_the_union_of_rows(tmp_path: Path) -> None:
+    mp.spawn(averaging_worker, args=(2, f"tcp://127.0.0.1:{free_port()}", tmp_path), nprocs=2, join=True)
+    for rank in range(2):
+        result = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert result["rows"] == [0, 1, 3], "the rows either process touched"
+        assert result["values"] == [0.5, 1.5, 1.0], "summed over processes, divided by 2"
+        assert result["dense"] == [0.5, 0.5, 0.5]
+        assert result["moved_rows"] == [0, 1, 3], "SparseAdam leaves the rows nobody saw alone"
