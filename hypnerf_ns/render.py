@@ -52,6 +52,12 @@ def category_cameras(prior: Prior, resolution: int) -> Tuple[Cameras, float]:
     return reference, radius
 
 
+def category_turntable(prior: Prior, frames: int, resolution: int, elevation_deg: float = 20.0) -> Cameras:
+    """`frames` cameras once around the object, with the category's intrinsics and distance (`category_cameras`)."""
+    reference, radius = category_cameras(prior, resolution)
+    return turntable_cameras(reference, frames, radius, elevation_deg)
+
+
 def codes_of(model: HypNeRFModel, spec: str) -> Codes:
     """Codes [1, D] of a training object id (or name), or of a latent file (a path ending in .pt)."""
     if spec.endswith(".pt"):
@@ -110,8 +116,7 @@ class Turntable:
     def main(self) -> None:
         prior = load_prior(self.load_config)
         name, params = chosen_params(prior.model, self.load_config, self.object, self.latent, self.finetuned)
-        reference, radius = category_cameras(prior, self.resolution)
-        cameras = turntable_cameras(reference, self.frames, radius, self.elevation_deg)
+        cameras = category_turntable(prior, self.frames, self.resolution, self.elevation_deg)
         write_frames(prior.model, lambda k: params, cameras, self.output, self.fps, f"turntable of {name}")
 
 
@@ -136,8 +141,7 @@ class Morph:
         prior = load_prior(self.load_config)
         model = prior.model
         first, last = codes_of(model, self.start), codes_of(model, self.end)
-        reference, radius = category_cameras(prior, self.resolution)
-        cameras = turntable_cameras(reference, self.frames, radius, self.elevation_deg)
+        cameras = category_turntable(prior, self.frames, self.resolution, self.elevation_deg)
 
         def params_of_frame(k: int) -> NeRFParams:
             t = k / max(self.frames - 1, 1)

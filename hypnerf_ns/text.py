@@ -40,14 +40,13 @@ from rich.console import Console
 from torch import Tensor, nn
 
 from hypnerf_ns.atomic import write_text_atomic
-from hypnerf_ns.camera_paths import turntable_cameras
 from hypnerf_ns.captions import ObjectCaptions, category_captions
 from hypnerf_ns.commands import Prior, load_prior
 from hypnerf_ns.errors import HypnerfError
 from hypnerf_ns.hypernetwork import Codes
 from hypnerf_ns.latent import Latent, check_prior, load_payload, prior_fingerprint, save_atomic
 from hypnerf_ns.model import HypNeRFModel
-from hypnerf_ns.render import category_cameras, progress, write_frames
+from hypnerf_ns.render import category_cameras, category_turntable, progress, write_frames
 
 CONSOLE = Console()
 
@@ -298,9 +297,8 @@ class Text:
                 codes, losses = clip_optimise(model, clip, self.prompt, codes, cameras, self.clip_steps, on_step=lambda step, loss: bar.update(task, completed=step))
             summary["clip"] = {"folder": str(self.clip), "steps": self.clip_steps, "first_loss": losses[0], "last_loss": losses[-1]}
         Latent(codes, prior_fingerprint(model), str(self.load_config), slug, {"text": self.prompt, "colour": self.colour}).save(output / "latent.pt")
-        reference, radius = category_cameras(prior, self.resolution)
         with torch.no_grad():
             params = model.hypernetwork(codes)
-        write_frames(model, lambda k: params, turntable_cameras(reference, self.frames, radius), output / "turntable.mp4", self.fps, f"turntable of {slug}")
+        write_frames(model, lambda k: params, category_turntable(prior, self.frames, self.resolution), output / "turntable.mp4", self.fps, f"turntable of {slug}")
         write_text_atomic(output / "text.json", json.dumps(summary, indent=1) + "\n")
         CONSOLE.print(f"wrote {output}: latent.pt, turntable.mp4, text.json; nearest training objects: {', '.join(summary['nearest_training_objects'])}", soft_wrap=True)
