@@ -5,20 +5,16 @@
 
 from __future__ import annotations
 
-import torch
-from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
+from nerfstudio.configs.base_config import ViewerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
-from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from hypnerf_ns.checkpoints import allow_numpy_scalars_in_checkpoints
 from hypnerf_ns.data.datamanager import CategoryDataManagerConfig, ObjectBatchPixelSamplerConfig
-from hypnerf_ns.pipeline import HypNeRFPipelineConfig
 from hypnerf_ns.data.dataparser import CategoryDataParserConfig
-from hypnerf_ns.model import HypNeRFModelConfig
-from hypnerf_ns.optimizers import FusedAdamOptimizerConfig, SparseAdamOptimizerConfig
-
-allow_numpy_scalars_in_checkpoints()
+from hypnerf_ns.method.model import HypNeRFModelConfig
+from hypnerf_ns.method.optimizers import FusedAdamOptimizerConfig, SparseAdamOptimizerConfig
+from hypnerf_ns.method.pipeline import HypNeRFPipelineConfig
+from hypnerf_ns.method.trainer import HypNeRFTrainerConfig
 
 MAX_STEPS = 30_000
 
@@ -32,7 +28,7 @@ def _optimizer(lr: float, lr_final: float, sparse: bool = False) -> dict:
 
 
 hyp_nerf = MethodSpecification(
-    config=TrainerConfig(
+    config=HypNeRFTrainerConfig(
         method_name="hyp-nerf",
         steps_per_eval_batch=500,
         steps_per_eval_image=500,
@@ -40,7 +36,6 @@ hyp_nerf = MethodSpecification(
         steps_per_save=1_000,
         max_num_iterations=MAX_STEPS,
         mixed_precision=False,
-        machine=MachineConfig(device_type="cuda" if torch.cuda.is_available() else "cpu"),
         pipeline=HypNeRFPipelineConfig(
             datamanager=CategoryDataManagerConfig(
                 dataparser=CategoryDataParserConfig(),

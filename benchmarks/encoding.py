@@ -17,8 +17,8 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
-from hypnerf_ns.atomic import write_text_atomic
-from hypnerf_ns.encoding import HashGridSpec, cpu_kernels, hash_encode, hash_encode_reference
+from hypnerf_ns.files import write_text_atomic
+from hypnerf_ns.nerf.encoding import HashGridSpec, cpu_kernels, hash_encode, hash_encode_reference
 
 
 @dataclass

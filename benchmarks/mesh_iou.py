@@ -21,12 +21,13 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
-from hypnerf_ns.atomic import write_text_atomic
-from hypnerf_ns.commands import best_start, load_prior
-from hypnerf_ns.hypernetwork import NeRFParams
-from hypnerf_ns.inversion import invert, load_cameras, load_posed_pixels, read_rgba
-from hypnerf_ns.mesh import density_mesh, silhouette_iou
-from hypnerf_ns.model import HypNeRFModel
+from hypnerf_ns.files import write_text_atomic
+from hypnerf_ns.lib.prior import load_prior
+from hypnerf_ns.lib.views import load_cameras, load_posed_pixels, read_rgba
+from hypnerf_ns.method.model import HypNeRFModel
+from hypnerf_ns.nerf.hypernetwork import NeRFParams
+from hypnerf_ns.tasks.inversion import best_start, invert
+from hypnerf_ns.tasks.mesh import density_mesh, silhouette_iou
 
 
 @dataclass

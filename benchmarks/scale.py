@@ -27,7 +27,7 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
-from hypnerf_ns.atomic import write_text_atomic
+from hypnerf_ns.files import write_text_atomic
 
 
 @dataclass
@@ -63,9 +63,9 @@ def rss_mb() -> float:
 def run_one(args: Args, count: int) -> dict:
     """Setup and `args.steps` steps on a category of `count` objects, in this process."""
     import torch
-    from method_configs import hyp_nerf
 
-    from hypnerf_ns.training import train_step
+    from hypnerf_ns.method.training import train_step
+    from method_configs import hyp_nerf
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "category"

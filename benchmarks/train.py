@@ -23,15 +23,14 @@ from typing import Dict, List, Optional
 
 import torch
 import tyro
+from nerfstudio.engine.trainer import Trainer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from hypnerf_ns.files import write_text_atomic
+from hypnerf_ns.method.training import train_step
 from method_configs import hyp_nerf
-from nerfstudio.engine.trainer import Trainer
-
-from hypnerf_ns.atomic import write_text_atomic
-from hypnerf_ns.training import train_step
 
 CONSOLE = Console()
 

@@ -20,10 +20,9 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
-from hypnerf_ns.atomic import write_text_atomic
-from hypnerf_ns.camera_paths import sphere_cameras
-from hypnerf_ns.commands import load_prior
-from hypnerf_ns.render import category_cameras
+from hypnerf_ns.files import write_text_atomic
+from hypnerf_ns.lib.cameras import category_cameras, sphere_cameras
+from hypnerf_ns.lib.prior import load_prior
 
 
 @dataclass

@@ -103,7 +103,7 @@ def trained(three_chairs: Path, tmp_path_factory: pytest.TempPathFactory):
     """A hyp-nerf trained for STEPS steps on the three chairs: (config, trainer, losses)."""
     import torch
 
-    from hypnerf_ns.training import train_step
+    from hypnerf_ns.method.training import train_step
 
     torch.manual_seed(0)
     config = small_config(three_chairs, tmp_path_factory.mktemp("run"), steps=STEPS)
@@ -113,3 +113,28 @@ def trained(three_chairs: Path, tmp_path_factory: pytest.TempPathFactory):
     losses = [train_step(trainer, step).loss for step in range(STEPS)]
     trainer.save_checkpoint(STEPS - 1)
     return config, trainer, losses
+
+
+@pytest.fixture
+def shown_model(trained):
+    """The trained model as the viewer and the tools see it (eval mode). Whatever a test changes on
+    it (mode, viewer controls, what rays without an object show) is restored afterwards, so the
+    tests that share `trained` stay independent of their order."""
+    _, trainer, _ = trained
+    model = trainer.pipeline.model
+    controls = model.controls
+    elements = [value for name, value in vars(controls).items() if name.startswith("viewer_") and hasattr(value, "value")]
+    saved_values = [element.value for element in elements]
+    saved_controls = (controls._codes, controls._text_mapping_path)
+    config = model.config
+    saved_config = (config.active_object, config.active_latent, config.active_nerf, config.show_active_only, config.text_mapping)
+    was_training = model.training
+    model.eval()
+    yield model
+    for element, value in zip(elements, saved_values):
+        element.value = value
+    controls._codes, _ = saved_controls
+    controls.use_text_mapping(saved_controls[1])
+    config.active_object, config.active_latent, config.active_nerf, config.show_active_only, config.text_mapping = saved_config
+    model.forget_display(0)
+    model.train(was_training)

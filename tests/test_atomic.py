@@ -1,4 +1,4 @@
-"""Results appear whole or not at all (hypnerf_ns/atomic.py, used by every writer)."""
+"""Results appear whole or not at all (hypnerf_ns/files.py, used by every writer)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hypnerf_ns.atomic import atomic_output, write_text_atomic
+from hypnerf_ns.files import atomic_output, write_text_atomic
 
 
 def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
+from conftest import small_config
 from PIL import Image
 
-from hypnerf_ns.data import dataparser as dataparser_module
+from hypnerf_ns.data import datamanager as datamanager_module
 from hypnerf_ns.data import furniture
-from hypnerf_ns.data.check import Check, contact_sheet
+from hypnerf_ns.data.check import Check
 from hypnerf_ns.data.dataparser import CategoryDataParserConfig
 from hypnerf_ns.data.meshes import Meshes, RenderOptions
+from hypnerf_ns.data.preview import category_sheet
 from hypnerf_ns.errors import HypnerfError, InputError
 
 SMALL = RenderOptions(resolution=32, views=(4, 1, 2), seed=1)
@@ -176,14 +178,15 @@ def test_furniture_chairs_and_the_default_category_prepared_on_first_use(tmp_pat
 
     monkeypatch.setattr(furniture, "prepare_furniture", quick)
     default = tmp_path / "data" / "chairs"
-    monkeypatch.setattr(dataparser_module, "DEFAULT_DATA", default)
-    outputs = CategoryDataParserConfig(data=default).setup().get_dataparser_outputs("train")
-    assert len(outputs.metadata["object_ids"]) == 2
+    monkeypatch.setattr(datamanager_module, "DEFAULT_DATA", default)
+    config = small_config(default, tmp_path / "run", steps=1).pipeline.datamanager
+    datamanager = config.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)  # what ns-train hyp-nerf builds first
+    assert len(datamanager.train_dataparser_outputs.metadata["object_ids"]) == 2
     listing = json.loads((default / "objects.json").read_text())
     assert listing["category"] == "chair"
     assert all(o["creator"] and o["license"] and o["source"].startswith("sweethome3d-furniture") for o in listing["objects"])
     assert (default / "CREDITS.md").read_text().count("\n- ") == 2
     assert any((default / "LICENSES").glob("BlendSwap-CC-0.txt"))
-    contact_sheet(default, tmp_path / "sheet.png")
+    category_sheet(default, tmp_path / "sheet.png")
     sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB"))
     assert (sheet < 200).any(), "the chairs are visible on the sheet"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
 from conftest import small_config
+
 from hypnerf_ns.data.datamanager import ImageCache
 
 

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from conftest import write_object
 
 from hypnerf_ns.data.dataparser import CategoryDataParserConfig
 from hypnerf_ns.errors import HypnerfError, InputError
-
-from conftest import write_object
 
 
 def parse(root: Path, split: str = "train"):
@@ -99,7 +99,7 @@ def test_ns_train_reports_bad_data_in_one_line(tmp_path: Path) -> None:
 
 
 def test_holdout_leaves_out_every_nth_object(tiny_category: Path) -> None:
-    from hypnerf_ns.data.dataparser import list_objects, split_holdout
+    from hypnerf_ns.data.category import list_objects, split_holdout
 
     for k in range(4):
         write_object(tiny_category / f"extra{k}", {"train": 1, "val": 1, "test": 1})
@@ -112,3 +112,32 @@ def test_holdout_leaves_out_every_nth_object(tiny_category: Path) -> None:
     assert outputs.metadata["object_ids"] == ["red", "blue", "extra1", "extra2"]
     with pytest.raises(HypnerfError, match="holdout_every"):
         split_holdout(list_objects(tiny_category), 1)
+
+
+def test_merged_roots_load_as_one_category_with_their_weights(tiny_category: Path, tmp_path: Path) -> None:
+    """`hypnerf-ns data merge`: objects of several roots, no copies, weights per root; batches follow the weights."""
+    from hypnerf_ns.cli import entrypoint
+    from hypnerf_ns.data.datamanager import ObjectBatchPixelSampler, ObjectBatchPixelSamplerConfig
+
+    other = tmp_path / "other"
+    for k in range(3):
+        write_object(other / f"green{k}", {"train": 2, "val": 1, "test": 1}, colour=(30, 200, 30))
+    merged = tmp_path / "merged"
+    entrypoint(["data", "merge", str(tiny_category), str(other), "--output", str(merged), "--weights", "4", "1"])
+    assert sorted(p.name for p in merged.iterdir()) == ["objects.json"], "nothing is copied"
+    outputs = CategoryDataParserConfig(data=merged).setup().get_dataparser_outputs("train")
+    assert outputs.metadata["object_ids"] == ["red", "blue", "green0", "green1", "green2"]
+    assert outputs.metadata["object_weights"] == [4.0, 4.0, 1.0, 1.0, 1.0]
+    assert len(outputs.image_filenames) == 3 + 3 + 3 * 2 and all(p.is_file() for p in outputs.image_filenames)
+
+    sampler = ObjectBatchPixelSampler(
+        ObjectBatchPixelSamplerConfig(objects_per_batch=1), torch.tensor(outputs.metadata["object_index_of_image"]),
+        object_weights=torch.tensor(outputs.metadata["object_weights"]), num_rays_per_batch=8,
+    )
+    torch.manual_seed(0)
+    drawn = torch.cat([sampler.choose_objects(5) for _ in range(2000)])
+    share = float((drawn < 2).float().mean())
+    assert abs(share - 8 / 11) < 0.04, share  # two objects of weight 4 against three of weight 1
+
+    with pytest.raises(InputError, match="'red' is also in"):
+        entrypoint(["data", "merge", str(tiny_category), str(tiny_category), "--output", str(tmp_path / "twice")])

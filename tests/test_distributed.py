@@ -26,7 +26,7 @@ def worker(rank: int, world_size: int, url: str, data: Path, output: Path, repor
     """One process: join the group, train STEPS steps, report the objects it drew and a hash of its weights."""
     from conftest import small_config
 
-    from hypnerf_ns.training import train_step
+    from hypnerf_ns.method.training import train_step
 
     dist.init_process_group("gloo", init_method=url, world_size=world_size, rank=rank)
     try:
@@ -78,7 +78,7 @@ def test_two_gloo_processes_shard_objects_and_stay_in_sync(three_chairs: Path, t
 
 def averaging_worker(rank: int, world_size: int, url: str, report: Path) -> None:
     """Average a sparse (codebook-like) and a dense gradient over two processes, then take a SparseAdam step."""
-    from hypnerf_ns.optimizers import ProcessAveragedSparseAdam, average_over_processes
+    from hypnerf_ns.method.optimizers import ProcessAveragedSparseAdam, average_over_processes
 
     dist.init_process_group("gloo", init_method=url, world_size=world_size, rank=rank)
     try:

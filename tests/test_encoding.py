@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hypnerf_ns.encoding import HashGridSpec, cpu_kernels, hash_encode, hash_encode_reference
+from hypnerf_ns.nerf.encoding import HashGridSpec, cpu_kernels, hash_encode, hash_encode_reference
 
 
 def test_levels_grow_and_coarse_levels_are_dense() -> None:

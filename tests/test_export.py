@@ -13,9 +13,9 @@ import trimesh
 
 from hypnerf_ns.cli import entrypoint
 from hypnerf_ns.errors import InputError
-from hypnerf_ns.inversion import load_cameras, read_rgba
-from hypnerf_ns.latent import FinetunedNeRF, prior_fingerprint
-from hypnerf_ns.mesh import silhouette_iou
+from hypnerf_ns.lib.views import load_cameras, read_rgba
+from hypnerf_ns.nerf.latent_files import FinetunedNeRF
+from hypnerf_ns.tasks.mesh import silhouette_iou
 
 SCALE = 0.25  # the trained fixture's image scale (32 px)
 
@@ -45,8 +45,9 @@ def test_export_mesh_of_a_training_object(trained, three_chairs: Path, tmp_path:
     # The same NeRF saved as a finetuned-NeRF file exports the same mesh.
     with torch.no_grad():
         params = model.hypernetwork(model.codebook(torch.tensor([0]), sample=False))
-    FinetunedNeRF(params, prior_fingerprint(model), name=object_id).save(tmp_path / "tuned" / "nerf.pt")
-    entrypoint(["export", "mesh", "--load-config", str(config.get_base_dir() / "config.yml"), "--finetuned", str(tmp_path / "tuned" / "nerf.pt"), "--output", str(tmp_path / "tuned.obj"), "--resolution", "64", "--level", "5"])
+    FinetunedNeRF(params, model.hypernetwork.fingerprint(), name=object_id).save(tmp_path / "tuned" / "nerf.pt")
+    config_path = str(config.get_base_dir() / "config.yml")
+    entrypoint(["export", "mesh", "--load-config", config_path, "--finetuned", str(tmp_path / "tuned" / "nerf.pt"), "--output", str(tmp_path / "tuned.obj"), "--resolution", "64", "--level", "5"])
     assert np.allclose(trimesh.load(tmp_path / "tuned.obj", process=False).vertices, mesh.vertices, atol=1e-5)
     with pytest.raises(InputError, match="exactly one of --object"):
         entrypoint(["export", "mesh", "--load-config", str(config.get_base_dir() / "config.yml"), "--output", str(output)])
@@ -133,11 +134,10 @@ def test_select_refuses_an_unknown_object(trained, tmp_path: Path) -> None:
     assert not (tmp_path / "x.yml").exists()
 
 
-def test_show_active_only_renders_the_selection_for_every_ray(trained, tmp_path: Path) -> None:
+def test_show_active_only_renders_the_selection_for_every_ray(shown_model) -> None:
     from nerfstudio.cameras.rays import RayBundle
 
-    _, trainer, _ = trained
-    model = trainer.pipeline.model
+    model = shown_model
     origins = torch.tensor([[1.9, 0.0, 0.3]]).repeat(64, 1)
     targets = torch.stack([torch.zeros(64), torch.linspace(-0.3, 0.3, 64), torch.linspace(-0.3, 0.3, 64)], dim=1)
     directions = torch.nn.functional.normalize(targets - origins, dim=-1)
@@ -147,19 +147,13 @@ def test_show_active_only_renders_the_selection_for_every_ray(trained, tmp_path:
         with torch.no_grad():
             return model.get_outputs(bundle)["rgb"]
 
-    model.eval()
     first, second = render(0), render(1)
     assert not torch.allclose(first, second, atol=1e-3), "the two objects look different along these rays"
-    saved = (model.config.active_object, model.config.show_active_only)
-    model.viewer_object.value = model.object_ids[1]
+    model.controls.viewer_object.value = model.object_ids[1]
     model.config.show_active_only = True
-    try:
-        # The shown object marches its own finer occupancy grid, so faint fog may differ a little.
-        shown = render(0)
-        assert (shown - second).abs().mean() < 0.1 * (first - second).abs().mean(), "rays of object 0 show the active object 1"
-    finally:
-        model.config.active_object, model.config.show_active_only = saved
-        model.viewer_object.value = model.object_ids[0]
+    # The shown object marches its own finer occupancy grid, so faint fog may differ a little.
+    shown = render(0)
+    assert (shown - second).abs().mean() < 0.1 * (first - second).abs().mean(), "rays of object 0 show the active object 1"
 
 
 @pytest.mark.parametrize("shown", ["object", "latent"])
@@ -207,36 +201,33 @@ def test_render_turntable_morph_and_sheet(trained, tmp_path: Path) -> None:
     assert sheet[:24, :24].min() < 200, "a sample is drawn"
 
 
-def test_viewer_sample_button_and_latent_field(trained, tmp_path: Path) -> None:
-    from hypnerf_ns.hypernetwork import Codes
-    from hypnerf_ns.latent import Latent
+def test_viewer_sample_button_and_latent_field(shown_model, tmp_path: Path) -> None:
+    from hypnerf_ns.nerf.hypernetwork import Codes
+    from hypnerf_ns.nerf.latent_files import Latent
 
-    _, trainer, _ = trained
-    model = trainer.pipeline.model
-    model.eval()
+    model = shown_model
     with torch.no_grad():
         objects = model.hypernetwork(model.codebook(torch.arange(len(model.object_ids)), sample=False))
         picked, _ = model._displayed()
         assert torch.allclose(picked["tables"][0], objects["tables"][0], atol=1e-5), "the picked object (the first) by default"
 
-        model.viewer_sample.cb_hook(model.viewer_sample)  # the button's callback, as the viewer calls it
+        model.controls.viewer_sample.cb_hook(model.controls.viewer_sample)  # the button's callback, as the viewer calls it
         sampled, occupied = model._displayed()
         assert occupied.shape == (1, *[model.config.display_occupancy_resolution] * 3)
         assert all(not torch.allclose(sampled["tables"][0], objects["tables"][k]) for k in range(len(model.object_ids))), "a new object"
-        model.viewer_sample.cb_hook(model.viewer_sample)
+        model.controls.viewer_sample.cb_hook(model.controls.viewer_sample)
         assert not torch.equal(model._displayed()[0]["tables"], sampled["tables"]), "each press samples anew"
 
         codes = Codes(torch.randn(1, model.config.shape_code_dim) * 0.1, torch.randn(1, model.config.color_code_dim) * 0.1)
-        Latent(codes, prior_fingerprint(model)).save(tmp_path / "latent.pt")
-        model.viewer_latent.value = str(tmp_path / "latent.pt")
-        model.viewer_latent.cb_hook(model.viewer_latent)
+        Latent(codes, model.hypernetwork.fingerprint()).save(tmp_path / "latent.pt")
+        model.controls.viewer_latent.value = str(tmp_path / "latent.pt")
+        model.controls.viewer_latent.cb_hook(model.controls.viewer_latent)
         assert torch.allclose(model._displayed()[0]["tables"], model.hypernetwork(codes)["tables"])
 
-        model.viewer_latent.value = str(tmp_path / "missing.pt")
-        model.viewer_latent.cb_hook(model.viewer_latent)
-        assert model.viewer_latent.value.startswith("hypnerf-ns: ") and "missing.pt: no such latent file" in model.viewer_latent.value
+        model.controls.viewer_latent.value = str(tmp_path / "missing.pt")
+        model.controls.viewer_latent.cb_hook(model.controls.viewer_latent)
+        assert model.controls.viewer_latent.value.startswith("hypnerf-ns: ") and "missing.pt: no such latent file" in model.controls.viewer_latent.value
         assert torch.allclose(model._displayed()[0]["tables"], model.hypernetwork(codes)["tables"]), "a bad file changes nothing"
 
-        model.viewer_object.cb_hook(model.viewer_object)  # touching the object controls shows the objects again
+        model.controls.viewer_object.cb_hook(model.controls.viewer_object)  # touching the object controls shows the objects again
         assert torch.allclose(model._displayed()[0]["tables"][0], objects["tables"][0], atol=1e-5)
-    model.viewer_latent.value = ""

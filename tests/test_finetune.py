@@ -11,14 +11,16 @@ import pytest
 import torch
 
 from hypnerf_ns.cli import entrypoint
-from hypnerf_ns.commands import psnr_on
-from hypnerf_ns.denoise import Denoiser, denoiser_path, load_denoiser, train_denoiser, training_pairs
 from hypnerf_ns.errors import InputError
-from hypnerf_ns.camera_paths import orbit_like
-from hypnerf_ns.finetune import consistency, denoised_views, finetune
-from hypnerf_ns.inversion import candidate_codes, load_posed_pixels
-from hypnerf_ns.latent import FinetunedNeRF
-from hypnerf_ns.hypernetwork import Codes
+from hypnerf_ns.lib.cameras import orbit_like
+from hypnerf_ns.lib.metrics import score_nerf
+from hypnerf_ns.lib.views import load_posed_pixels
+from hypnerf_ns.nerf.hypernetwork import Codes
+from hypnerf_ns.nerf.latent_files import FinetunedNeRF
+from hypnerf_ns.tasks.denoise import FILE_NAME as DENOISER_FILE
+from hypnerf_ns.tasks.denoise import Denoiser, load_denoiser, train_denoiser, training_pairs
+from hypnerf_ns.tasks.finetune import consistency, denoised_views, finetune
+from hypnerf_ns.tasks.inversion import candidate_codes
 
 SCALE = 0.25  # the trained fixture's image scale (32 px)
 
@@ -66,9 +68,9 @@ def test_finetune_fits_its_targets_with_the_nerfs_own_parameters(trained, three_
     inputs = load_posed_pixels(three_chairs / model.object_ids[0], "train", [3], SCALE, model.device)
     start = mean_nerf(model)
     weights = {k: v.clone() for k, v in model.hypernetwork.state_dict().items()}
-    before, _ = psnr_on(model, start, targets)
+    before = score_nerf(model, start, targets)[0]["psnr"]
     tuned = finetune(model, start, targets, inputs, steps=40, lr=0.01)
-    after, _ = psnr_on(model, tuned, targets)
+    after = score_nerf(model, tuned, targets)[0]["psnr"]
     assert after > before + 1.0, (before, after)
     assert not torch.equal(tuned["tables"], start["tables"]) and not torch.equal(tuned["color_w1"], start["color_w1"])
     for name, value in model.hypernetwork.state_dict().items():
@@ -103,7 +105,7 @@ def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, dev_ch
     model = trainer.pipeline.model
     config_path = config.get_base_dir() / "config.yml"
     entrypoint(["denoiser", "train", "--load-config", str(config_path), "--steps", "5", "--inversion-steps", "3", "--inversions-per-object", "1", "--views-per-inversion", "2"])
-    denoiser = load_denoiser(denoiser_path(config_path), model)
+    denoiser = load_denoiser(config_path.parent / DENOISER_FILE, model)
     assert isinstance(denoiser, Denoiser)
 
     object_id = model.object_ids[1]
@@ -112,21 +114,20 @@ def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, dev_ch
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["object"] == object_id and metrics["views"] == [0]
     assert len(sorted((output / "renders").glob("test_*.png"))) == 8
-    nerf = FinetunedNeRF.load(output / "nerf.pt", model)
+    nerf = FinetunedNeRF.load(output / "nerf.pt", model.hypernetwork)
     assert nerf.name == object_id and nerf.source["denoiser"] is True
     test = load_posed_pixels(three_chairs / object_id, "test", None, SCALE, model.device)
-    from hypnerf_ns.evaluation import image_metrics
 
-    assert image_metrics(model, nerf.params, test)["psnr"] == pytest.approx(metrics["finetuned"]["psnr"], abs=1e-4), "the file renders what was measured"
+    assert score_nerf(model, nerf.params, test)[0]["psnr"] == pytest.approx(metrics["finetuned"]["psnr"], abs=1e-4), "the file renders what was measured"
 
     inverted = tmp_path / "inverted"
     entrypoint(["invert", "--load-config", str(config_path), "--data", str(three_chairs / object_id), "--views", "2", "--steps", "3", "--output", str(inverted)])
     entrypoint(["finetune", "--load-config", str(config_path), "--latent", str(inverted / "latent.pt"), "--steps", "5", "--output", str(tmp_path / "from-latent")])
-    assert FinetunedNeRF.load(tmp_path / "from-latent" / "nerf.pt", model).source["views"] == [2], "the latent's input views are used"
+    assert FinetunedNeRF.load(tmp_path / "from-latent" / "nerf.pt", model.hypernetwork).source["views"] == [2], "the latent's input views are used"
 
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(InputError, match="junk.pt: not a finetuned NeRF file"):
-        FinetunedNeRF.load(tmp_path / "junk.pt", model)
+        FinetunedNeRF.load(tmp_path / "junk.pt", model.hypernetwork)
     with pytest.raises(InputError, match="exactly one of --latent"):
         entrypoint(["finetune", "--load-config", str(config_path)])
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from nerfstudio.cameras.rays import Frustums, RaySamples
-from nerfstudio.field_components.field_heads import FieldHeadNames
 
-from hypnerf_ns.encoding import HashGridSpec
-from hypnerf_ns.field import HyperField
-from hypnerf_ns.hypernetwork import Codebook, HyperNetwork
+from hypnerf_ns.nerf.encoding import HashGridSpec
+from hypnerf_ns.nerf.field import HyperField
+from hypnerf_ns.nerf.hypernetwork import Codebook, HyperNetwork
 
 GRID = HashGridSpec(num_levels=4, log2_table_size=10, base_resolution=4, max_resolution=32)
 AABB = torch.tensor([[-0.5, -0.5, -0.5], [0.5, 0.5, 0.5]])
@@ -22,10 +20,8 @@ def make(num_objects: int = 4):
     return field, codebook, hyper
 
 
-def samples(points: torch.Tensor, slot: torch.Tensor) -> RaySamples:
-    directions = torch.nn.functional.normalize(torch.randn_like(points), dim=-1)
-    zero = torch.zeros_like(points[:, :1])
-    return RaySamples(frustums=Frustums(points, directions, zero, zero, zero), metadata={"slot": slot[:, None]})
+def directions_like(points: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(torch.randn_like(points), dim=-1)
 
 
 def test_hypernetwork_makes_every_parameter_of_the_field() -> None:
@@ -45,9 +41,8 @@ def test_gradients_reach_codes_and_hypernetwork() -> None:
     params = hyper(codebook(objects, sample=True))
     points = torch.rand(200, 3) - 0.5
     slot = torch.arange(2).repeat_interleave(100)
-    with field.bound(params, [100, 100]):
-        out = field(samples(points, slot))
-    loss = out[FieldHeadNames.RGB].sum() + out[FieldHeadNames.DENSITY].sum() + codebook.kl(objects)
+    out = field(points, directions_like(points), slot, [100, 100], params)
+    loss = out["rgb"].sum() + out["density"].sum() + codebook.kl(objects)
     loss.backward()
     for name, p in [*codebook.named_parameters(), *hyper.named_parameters()]:
         assert p.grad is not None and torch.isfinite(p.grad.to_dense()).all(), name
@@ -66,19 +61,19 @@ def test_batched_field_matches_per_object_evaluation() -> None:
     params = hyper(codebook(torch.arange(4), sample=False))
     counts = [30, 0, 50, 20]
     slot = torch.repeat_interleave(torch.arange(4), torch.tensor(counts))
-    batch = samples(torch.rand(100, 3) - 0.5, slot)
-    with field.bound(params, counts), torch.no_grad():
-        together = field(batch, compute_normals=True)
+    points = torch.rand(100, 3) - 0.5
+    directions = directions_like(points)
+    with torch.no_grad():
+        together = field(points, directions, slot, counts, params, compute_normals=True)
     start = 0
     for b, n in enumerate(counts):
         if n == 0:
             continue
         one = {name: p[b : b + 1] for name, p in params.items()}
-        part = batch[start : start + n]
-        part.metadata = {"slot": torch.zeros(n, 1, dtype=torch.long)}
-        with field.bound(one, [n]), torch.no_grad():
-            alone = field(part, compute_normals=True)
-        for head in (FieldHeadNames.DENSITY, FieldHeadNames.RGB, FieldHeadNames.NORMALS):
+        part = slice(start, start + n)
+        with torch.no_grad():
+            alone = field(points[part], directions[part], torch.zeros(n, dtype=torch.long), [n], one, compute_normals=True)
+        for head in ("density", "rgb", "normals"):
             torch.testing.assert_close(together[head][start : start + n], alone[head], rtol=1e-4, atol=1e-5)
         start += n
 
@@ -88,16 +83,17 @@ def test_fresh_hypernetwork_makes_a_nearly_empty_grey_nerf() -> None:
     field, codebook, hyper = make()
     params = hyper(codebook(torch.arange(4), sample=False))
     slot = torch.arange(4).repeat_interleave(250)
-    with field.bound(params, [250] * 4), torch.no_grad():
-        out = field(samples(torch.rand(1000, 3) - 0.5, slot))
-    assert out[FieldHeadNames.DENSITY].max() < 1.0  # < 1% opacity per 1/128 step: empty space
-    rgb = out[FieldHeadNames.RGB]
+    points = torch.rand(1000, 3) - 0.5
+    with torch.no_grad():
+        out = field(points, directions_like(points), slot, [250] * 4, params)
+    assert out["density"].max() < 1.0  # < 1% opacity per 1/128 step: empty space
+    rgb = out["rgb"]
     assert (rgb - 0.5).abs().max() < 0.35 and rgb.std() < 0.15  # grey-ish, no noise
 
 
 def test_huge_raw_density_stays_finite_and_does_not_spoil_other_rays() -> None:
-    from hypnerf_ns.field import density_from_raw
-    from hypnerf_ns.sampling import packed_weights
+    from hypnerf_ns.nerf.field import density_from_raw
+    from hypnerf_ns.nerf.sampling import packed_weights
 
     raw = torch.tensor([0.0, 1000.0, 2.0, 0.5, 1.0])
     density = density_from_raw(raw)
@@ -114,7 +110,7 @@ def test_huge_raw_density_stays_finite_and_does_not_spoil_other_rays() -> None:
 @pytest.mark.parametrize("resolution", [32, 64])
 def test_two_level_march_keeps_exactly_the_occupied_steps(resolution: int) -> None:
     """`march` equals testing every step of every ray against the grids (sparse random grids, jittered rays)."""
-    from hypnerf_ns.sampling import march, ray_aabb
+    from hypnerf_ns.nerf.sampling import march, ray_aabb
 
     torch.manual_seed(0)
     aabb = torch.tensor([[-0.5] * 3, [0.5] * 3])

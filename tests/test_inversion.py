@@ -11,19 +11,18 @@ import torch
 from PIL import Image
 
 from hypnerf_ns.cli import entrypoint
-from hypnerf_ns.commands import best_start, psnr_on
 from hypnerf_ns.errors import InputError
-from hypnerf_ns.hypernetwork import Codes
-from hypnerf_ns.inversion import candidate_codes, invert, load_posed_pixels
-from hypnerf_ns.latent import Latent, prior_fingerprint
+from hypnerf_ns.lib.metrics import score_nerf
+from hypnerf_ns.lib.views import load_posed_pixels
+from hypnerf_ns.nerf.hypernetwork import Codes
+from hypnerf_ns.nerf.latent_files import Latent, load_codes
+from hypnerf_ns.tasks.inversion import best_start, candidate_codes, invert
 
 SCALE = 0.25  # the trained fixture's image scale (32 px)
 
 
-def test_best_start_finds_the_object_of_its_own_views(trained, three_chairs: Path) -> None:
-    _, trainer, _ = trained
-    model = trainer.pipeline.model
-    model.eval()
+def test_best_start_finds_the_object_of_its_own_views(shown_model, three_chairs: Path) -> None:
+    model = shown_model
     for index, object_id in enumerate(model.object_ids):
         pixels = load_posed_pixels(three_chairs / object_id, "test", [0, 1], SCALE, model.device)
         start, ranking = best_start(model, pixels)
@@ -40,11 +39,11 @@ def test_inversion_from_the_mean_code_fits_the_input_views(trained, three_chairs
     mean = Codes(candidates.shape[-1:], candidates.color[-1:])
     assert names[-1] == "mean code"
     with torch.no_grad():
-        before, _ = psnr_on(model, model.hypernetwork(mean), pixels)
+        before = score_nerf(model, model.hypernetwork(mean), pixels)[0]["psnr"]
     weights = {k: v.clone() for k, v in model.hypernetwork.state_dict().items()}
     codes = invert(model, pixels, mean, steps=40, lr=0.05)
     with torch.no_grad():
-        after, _ = psnr_on(model, model.hypernetwork(codes), pixels)
+        after = score_nerf(model, model.hypernetwork(codes), pixels)[0]["psnr"]
     assert after > before + 1.0, (before, after)
     for name, value in model.hypernetwork.state_dict().items():
         assert torch.equal(value, weights[name]), f"hypernetwork weight {name} moved"
@@ -62,7 +61,7 @@ def test_invert_command_writes_latent_metrics_and_renders(trained, three_chairs:
     assert len(renders) == 8 and Image.open(renders[0]).size == (32, 32)
     latent = Latent.load(output / "latent.pt")
     assert latent.source["views"] == [0, 3] and latent.name == object_id
-    latent.check_prior(trainer.pipeline.model, output / "latent.pt")
+    load_codes(output / "latent.pt", trainer.pipeline.model.hypernetwork)  # made with this prior
 
 
 def test_latent_round_trip_and_refusals(trained, tmp_path: Path) -> None:
@@ -70,14 +69,14 @@ def test_latent_round_trip_and_refusals(trained, tmp_path: Path) -> None:
     model = trainer.pipeline.model
     codes = Codes(torch.randn(1, model.config.shape_code_dim), torch.randn(1, model.config.color_code_dim))
     path = tmp_path / "a.pt"
-    Latent(codes, prior_fingerprint(model), "cfg.yml", "thing", {"views": [1]}).save(path)
+    Latent(codes, model.hypernetwork.fingerprint(), "cfg.yml", "thing", {"views": [1]}).save(path)
     loaded = Latent.load(path)
     assert torch.equal(loaded.codes.shape, codes.shape) and torch.equal(loaded.codes.color, codes.color)
-    loaded.check_prior(model, path)
+    assert torch.equal(load_codes(path, model.hypernetwork).shape, codes.shape), "made with this prior"
 
     Latent(codes, "0123456789abcdef", "other/config.yml").save(tmp_path / "other.pt")
     with pytest.raises(InputError, match="other.pt: made with another prior"):
-        Latent.load(tmp_path / "other.pt").check_prior(model, tmp_path / "other.pt")
+        load_codes(tmp_path / "other.pt", model.hypernetwork)
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(InputError, match="junk.pt: not a latent file"):
         Latent.load(tmp_path / "junk.pt")
@@ -86,13 +85,13 @@ def test_latent_round_trip_and_refusals(trained, tmp_path: Path) -> None:
 
 
 def test_fit_from_scratch_fits_its_views(trained, three_chairs: Path) -> None:
-    from hypnerf_ns.inversion import fit_from_scratch, fresh_params
+    from hypnerf_ns.tasks.inversion import fit_from_scratch, fresh_params
 
     _, trainer, _ = trained
     model = trainer.pipeline.model
     pixels = load_posed_pixels(three_chairs / model.object_ids[2], "train", [0, 1], SCALE, model.device)
-    before, _ = psnr_on(model, {k: v.detach() for k, v in fresh_params(model).items()}, pixels)
-    after, _ = psnr_on(model, fit_from_scratch(model, pixels, steps=40, lr=0.02), pixels)
+    before = score_nerf(model, {k: v.detach() for k, v in fresh_params(model).items()}, pixels)[0]["psnr"]
+    after = score_nerf(model, fit_from_scratch(model, pixels, steps=40, lr=0.02), pixels)[0]["psnr"]
     assert after > before + 1.0, (before, after)
 
 
@@ -115,7 +114,7 @@ def test_eval_generalization_writes_the_schema(trained, three_chairs: Path, dev_
 
 
 def test_refine_improves_the_fit_of_the_generated_nerf(trained, three_chairs: Path) -> None:
-    from hypnerf_ns.inversion import refine
+    from hypnerf_ns.tasks.inversion import refine
 
     _, trainer, _ = trained
     model = trainer.pipeline.model
@@ -123,8 +122,8 @@ def test_refine_improves_the_fit_of_the_generated_nerf(trained, three_chairs: Pa
     codes = model.codebook(torch.tensor([1]), sample=False)  # another object's codes: a poor fit to start
     with torch.no_grad():
         generated = model.hypernetwork(codes)
-        before, _ = psnr_on(model, generated, pixels)
+        before = score_nerf(model, generated, pixels)[0]["psnr"]
     refined = refine(model, pixels, codes, seconds=8.0, lr=0.01)
-    after, _ = psnr_on(model, refined, pixels)
+    after = score_nerf(model, refined, pixels)[0]["psnr"]
     assert after > before + 1.0, (before, after)
     assert set(refined) == set(generated) and all(refined[k].shape == generated[k].shape for k in refined)

@@ -12,8 +12,8 @@ from PIL import Image
 
 from hypnerf_ns.cli import entrypoint
 from hypnerf_ns.errors import InputError
-from hypnerf_ns.inversion import load_posed_pixels
-from hypnerf_ns.retrieval import TRUNCATION, occlude, robust_errors
+from hypnerf_ns.lib.views import load_posed_pixels
+from hypnerf_ns.tasks.retrieval import TRUNCATION, occlude, robust_errors
 
 SCALE = 0.25  # the trained fixture's image scale (32 px)
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import small_config, write_object
 from matplotlib.colors import rgb_to_hsv
 
-from conftest import small_config, write_object
-from hypnerf_ns.captions import category_captions, colour_name
 from hypnerf_ns.cli import entrypoint
 from hypnerf_ns.errors import InputError
+from hypnerf_ns.tasks.captions import category_captions, colour_name
 
 COLOURS = {"red": (210, 25, 25), "blue": (25, 25, 210), "green": (25, 190, 25)}
 
@@ -45,7 +45,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def coloured(tmp_path_factory: pytest.TempPathFactory):
     """A prior trained for 150 steps on three squares, red, blue and green: (config path, trainer)."""
-    from hypnerf_ns.training import train_step
+    from hypnerf_ns.method.training import train_step
 
     root = tmp_path_factory.mktemp("coloured")
     for name, colour in COLOURS.items():
@@ -105,20 +105,21 @@ def hue_distance(a: float, b: float) -> float:
 def test_text_to_nerf_offline_follows_colour_words(coloured, tmp_path: Path, no_network: None) -> None:
     import mediapy
 
-    from hypnerf_ns.commands import load_prior
-    from hypnerf_ns.render import category_cameras, render_image
-    from hypnerf_ns.text import codes_from_text, load_text_mapping, text_mapping_path
+    from hypnerf_ns.lib.cameras import category_cameras
+    from hypnerf_ns.lib.prior import load_prior
+    from hypnerf_ns.lib.rendering import render_image
+    from hypnerf_ns.nerf.text_mapping import codes_from_text, load_text_mapping
 
     config_path, _ = coloured
     entrypoint(["text", "a red object", "--load-config", str(config_path), "--output", str(tmp_path / "red"), "--frames", "3", "--resolution", "16", "--fps", "3"])
-    assert text_mapping_path(config_path).is_file()
-    assert yaml.load(config_path.read_text(), Loader=yaml.Loader).pipeline.model.text_mapping == text_mapping_path(config_path).resolve()
+    assert (config_path.parent / "text.pt").is_file()
+    assert yaml.load(config_path.read_text(), Loader=yaml.Loader).pipeline.model.text_mapping == (config_path.parent / "text.pt").resolve()
     assert mediapy.read_video(str(tmp_path / "red" / "turntable.mp4")).shape == (3, 16, 16, 3)
     assert json.loads((tmp_path / "red" / "text.json").read_text())["nearest_training_objects"][0] == "red"
 
     prior = load_prior(config_path)
     model = prior.model
-    mapping = load_text_mapping(text_mapping_path(config_path), model)
+    mapping = load_text_mapping(config_path.parent / "text.pt", model.hypernetwork)
     camera, _ = category_cameras(prior, 24)
 
     def hue_of(prompt: str, colour: str | None = None) -> float:
@@ -134,26 +135,26 @@ def test_text_to_nerf_offline_follows_colour_words(coloured, tmp_path: Path, no_
 
 
 def test_viewer_text_box(coloured, no_network: None) -> None:
-    from hypnerf_ns.text import codes_from_text, load_text_mapping, text_mapping_path
+    from hypnerf_ns.nerf.text_mapping import codes_from_text, load_text_mapping
 
     config_path, trainer = coloured
     model = trainer.pipeline.model
     model.eval()
-    model.config.text_mapping = None
-    model.viewer_text.value = "a blue square"
-    model.viewer_text.cb_hook(model.viewer_text)
-    assert model.viewer_text.value.startswith("hypnerf-ns: no text mapping"), model.viewer_text.value
+    model.controls.use_text_mapping(None)
+    model.controls.viewer_text.value = "a blue square"
+    model.controls.viewer_text.cb_hook(model.controls.viewer_text)
+    assert model.controls.viewer_text.value.startswith("hypnerf-ns: no text mapping"), model.controls.viewer_text.value
 
-    if not text_mapping_path(config_path).is_file():
+    if not (config_path.parent / "text.pt").is_file():
         entrypoint(["text", "blue", "--load-config", str(config_path), "--frames", "1", "--resolution", "8"])
-    model.config.text_mapping = text_mapping_path(config_path)
-    model.viewer_text.value = "a square | blue"
-    model.viewer_text.cb_hook(model.viewer_text)
-    expected = codes_from_text(load_text_mapping(model.config.text_mapping, model), "a square", "blue")
+    model.controls.use_text_mapping(config_path.parent / "text.pt")
+    model.controls.viewer_text.value = "a square | blue"
+    model.controls.viewer_text.cb_hook(model.controls.viewer_text)
+    expected = codes_from_text(load_text_mapping(config_path.parent / "text.pt", model.hypernetwork), "a square", "blue")
     with torch.no_grad():
         shown, _ = model._displayed()
         assert torch.allclose(shown["tables"], model.hypernetwork(expected)["tables"], atol=1e-5)
-    model.viewer_object.cb_hook(model.viewer_object)  # back to the objects
+    model.controls.viewer_object.cb_hook(model.controls.viewer_object)  # back to the objects
 
 
 def test_eval_text_task_on_held_out_captions(trained, three_chairs: Path, tmp_path: Path, no_network: None) -> None:
@@ -188,7 +189,7 @@ def tiny_clip(folder: Path) -> Path:
 def test_clip_guidance_plumbing_with_a_tiny_random_clip(coloured, tmp_path: Path, no_network: None) -> None:
     """Only the plumbing (a random CLIP says nothing about chairs): local loading, gradients from
     CLIP through the renders to the codes, falling loss, files written."""
-    from hypnerf_ns.latent import Latent
+    from hypnerf_ns.nerf.latent_files import Latent
 
     config_path, _ = coloured
     clip = tiny_clip(tmp_path / "clip")

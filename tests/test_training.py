@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from nerfstudio.utils.eval_utils import eval_setup
-
 from conftest import STEPS
+from nerfstudio.utils.eval_utils import eval_setup
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -25,15 +24,15 @@ def test_loss_drops(trained) -> None:
 
 
 def val_render(pipeline, index: int):
+    """Val view `index` as the viewer renders it (the caller puts the model in eval mode)."""
     dataset = pipeline.datamanager.eval_dataset
     camera = dataset.cameras[index : index + 1].to(pipeline.model.device)
-    pipeline.model.eval()
     with torch.no_grad():
         outputs = pipeline.model.get_outputs_for_camera(camera)
     return outputs, dataset[index]
 
 
-def test_render_beats_constant_images(trained) -> None:
+def test_render_beats_constant_images(trained, shown_model) -> None:
     _, trainer, _ = trained
     pipeline = trainer.pipeline
     for index in (0, len(pipeline.datamanager.eval_dataset) - 1):  # first and last object
@@ -48,7 +47,7 @@ def test_render_beats_constant_images(trained) -> None:
         assert outputs["normals"].min() >= 0 and outputs["normals"].max() <= 1
 
 
-def test_checkpoint_reloads_to_identical_renders(trained) -> None:
+def test_checkpoint_reloads_to_identical_renders(trained, shown_model) -> None:
     config, trainer, _ = trained
     before, _ = val_render(trainer.pipeline, 1)
     _, pipeline, checkpoint, step = eval_setup(config.get_base_dir() / "config.yml", test_mode="test")
@@ -83,47 +82,42 @@ def test_ns_train_checkpoints_and_resumes(three_chairs: Path, tmp_path: Path) ->
     assert (models / "step-000000011.ckpt").is_file()
 
 
-def test_viewer_controls_pick_and_blend_objects(trained) -> None:
+def test_viewer_controls_pick_and_blend_objects(trained, shown_model) -> None:
     """Rays without an object (viewer, ns-render) show the object picked in the viewer controls."""
     _, trainer, _ = trained
-    model = trainer.pipeline.model
-    model.eval()  # as the viewer renders
+    model = shown_model
     dataset = trainer.pipeline.datamanager.eval_dataset
     camera = dataset.cameras[0:1].to(model.device)
     tagged = model.get_outputs_for_camera(camera)["rgb"]  # eval view 0 belongs to object 0
     camera.metadata = None
 
     def viewer_render(first: str, second: str, shape_t: float, color_t: float) -> torch.Tensor:
-        model.viewer_object.value, model.viewer_blend_object.value = first, second
-        model.viewer_shape_blend.value, model.viewer_color_blend.value = shape_t, color_t
+        model.controls.viewer_object.value, model.controls.viewer_blend_object.value = first, second
+        model.controls.viewer_shape_blend.value, model.controls.viewer_color_blend.value = shape_t, color_t
         return model.get_outputs_for_camera(camera)["rgb"]
 
     ids = model.object_ids
-    try:
-        first = viewer_render(ids[0], ids[0], 0.0, 0.0)
-        other = viewer_render(ids[2], ids[2], 0.0, 0.0)
-        assert (other - first).abs().mean() > 0.01
-        # The shown object marches its own finer occupancy grid, so faint fog may differ a little.
-        assert (first - tagged).abs().mean() < 0.1 * (other - tagged).abs().mean()
-        blend = viewer_render(ids[0], ids[2], 0.5, 0.5)
-        assert (blend - first).abs().mean() > 0.002 and (blend - other).abs().mean() > 0.002
-        assert torch.equal(viewer_render(ids[0], ids[2], 1.0, 1.0), other)
-    finally:
-        viewer_render(ids[0], ids[0], 0.0, 0.0)
+    first = viewer_render(ids[0], ids[0], 0.0, 0.0)
+    other = viewer_render(ids[2], ids[2], 0.0, 0.0)
+    assert (other - first).abs().mean() > 0.01
+    # The shown object marches its own finer occupancy grid, so faint fog may differ a little.
+    assert (first - tagged).abs().mean() < 0.1 * (other - tagged).abs().mean()
+    blend = viewer_render(ids[0], ids[2], 0.5, 0.5)
+    assert (blend - first).abs().mean() > 0.002 and (blend - other).abs().mean() > 0.002
+    assert torch.equal(viewer_render(ids[0], ids[2], 1.0, 1.0), other)
 
 
-def test_rays_through_empty_space_render_background(trained) -> None:
+def test_rays_through_empty_space_render_background(trained, shown_model) -> None:
     """A batch in which no sample survives the occupancy grids renders plain background."""
     _, trainer, _ = trained
-    model = trainer.pipeline.model
-    model.eval()
+    model = shown_model
     camera = trainer.pipeline.datamanager.eval_dataset.cameras[0:1].to(model.device)
     rays = camera.generate_rays(camera_indices=0).flatten()
     objects = torch.zeros(1, dtype=torch.long)
     params = model.hypernetwork(model.codebook(objects, sample=False))
     empty = torch.zeros(1, *model.occupancy.occupied().shape[1:], dtype=torch.bool)
     with torch.no_grad():
-        outputs = model.render(rays, params, torch.zeros(len(rays), dtype=torch.long), empty)
+        outputs = model.render(rays.origins, rays.directions, params, torch.zeros(len(rays), dtype=torch.long), empty, background="white", jitter=False, normals=False)
     assert torch.equal(outputs["accumulation"], torch.zeros_like(outputs["accumulation"]))
     assert torch.allclose(outputs["rgb"], torch.ones_like(outputs["rgb"]))
 

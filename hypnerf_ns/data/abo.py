@@ -50,7 +50,7 @@ from typing import List, Literal, Optional, Tuple
 
 import numpy as np
 
-from hypnerf_ns.data.dataparser import read_json
+from hypnerf_ns.data.category import read_json
 from hypnerf_ns.data.srn import (
     CONSOLE,
     ObjectData,

@@ -15,12 +15,12 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import tyro
-from PIL import Image, ImageDraw
+from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from hypnerf_ns.atomic import atomic_output
-from hypnerf_ns.data.dataparser import ObjectEntry, list_objects, read_json
+from hypnerf_ns.data.category import ObjectEntry, list_objects, read_json
+from hypnerf_ns.data.preview import category_sheet
 from hypnerf_ns.errors import HypnerfError, InputError
 
 CONSOLE = Console()
@@ -85,34 +85,6 @@ def check_object(entry: ObjectEntry) -> ObjectReport:
     return ObjectReport(entry.id, (counts[0], counts[1], counts[2]), sizes, problems)
 
 
-def contact_sheet(root: Path, output: Path, columns: int = 8) -> None:
-    """One view per object (its first test view, else first train view) on white, with ids, in a grid."""
-    tiles = []
-    for entry in list_objects(root):
-        for split in ("test", "train"):
-            candidates = sorted((entry.folder / split).glob("r_0.png"))
-            if candidates:
-                with Image.open(candidates[0]) as image:
-                    tile = Image.new("RGBA", image.size, "white")
-                    tile.alpha_composite(image.convert("RGBA"))
-                tiles.append((entry.id, tile.convert("RGB")))
-                break
-    if not tiles:
-        raise InputError(root, "no views to put on a contact sheet")
-    size = max(t.size[0] for _, t in tiles)
-    label = 12
-    rows = (len(tiles) + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * size, rows * (size + label)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for k, (name, tile) in enumerate(tiles):
-        x, y = (k % columns) * size, (k // columns) * (size + label)
-        sheet.paste(tile.resize((size, size)), (x, y))
-        draw.text((x + 2, y + size), name[-(size // 6) :], fill="black")
-    with atomic_output(output) as temporary:
-        sheet.save(temporary, format="PNG")
-    CONSOLE.print(f"contact sheet of {len(tiles)} objects: {output}")
-
-
 @dataclass
 class Check:
     """Report a category root's objects, views, resolutions and every bad frame."""
@@ -140,7 +112,7 @@ class Check:
         if self.root.joinpath("objects.json").is_file():
             CONSOLE.print(f"category: {json.loads(self.root.joinpath('objects.json').read_text()).get('category', '?')}")
         if self.preview is not None:
-            contact_sheet(self.root, self.preview)
+            category_sheet(self.root, self.preview)
         for problem in problems:
             CONSOLE.print(f"[red]bad[/red]: {problem}", soft_wrap=True)
         if problems:

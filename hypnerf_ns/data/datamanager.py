@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Tuple, Type
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import Tensor
@@ -26,7 +27,8 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.data.pixel_samplers import PixelSampler, PixelSamplerConfig
 from nerfstudio.model_components.ray_generators import RayGenerator
 
-from hypnerf_ns.data.dataparser import CategoryDataParserConfig
+from hypnerf_ns.data.dataparser import DEFAULT_DATA, CategoryDataParserConfig
+from hypnerf_ns.data.furniture import prepare_default_category
 from hypnerf_ns.errors import InputError
 
 
@@ -42,9 +44,11 @@ class ObjectBatchPixelSampler(PixelSampler):
 
     config: ObjectBatchPixelSamplerConfig
 
-    def __init__(self, config: ObjectBatchPixelSamplerConfig, object_index_of_image: Tensor, **kwargs) -> None:  # noqa: ANN003
+    def __init__(self, config: ObjectBatchPixelSamplerConfig, object_index_of_image: Tensor, object_weights: Optional[Tensor] = None, **kwargs) -> None:  # noqa: ANN003
         super().__init__(config, **kwargs)
         self.object_index_of_image = object_index_of_image.long()
+        self.object_weights = object_weights
+        """[num objects] how often each object is drawn, relative to the others (None: uniformly)."""
         self.rank, self.world_size = 0, 1  # choose only objects k with k % world_size == rank (`shard`)
 
     def shard(self, rank: int, world_size: int) -> None:
@@ -54,7 +58,12 @@ class ObjectBatchPixelSampler(PixelSampler):
     def choose_objects(self, num_objects: int) -> Tensor:
         """[K] sorted object indices of a batch: `objects_per_batch` of this process's shard of `num_objects`."""
         mine = torch.arange(self.rank, num_objects, self.world_size)
-        return mine[torch.randperm(len(mine))[: self.config.objects_per_batch]].sort().values
+        count = min(self.config.objects_per_batch, len(mine))
+        if self.object_weights is None:
+            chosen = torch.randperm(len(mine))[:count]
+        else:
+            chosen = torch.multinomial(self.object_weights[mine].double(), count, replacement=False)
+        return mine[chosen].sort().values
 
     def sample(self, image_batch: Dict) -> Dict:
         """Pixels of `image_batch` (images [N, H, W, C] of the views of K objects, image_idx [N]),
@@ -136,8 +145,11 @@ class CategoryDataManager(VanillaDataManager):
 
     config: CategoryDataManagerConfig
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: CategoryDataManagerConfig, *args: Any, **kwargs: Any) -> None:
+        root = Path(config.data if config.data is not None else config.dataparser.data)
+        if root == DEFAULT_DATA and not (root / "objects.json").is_file():
+            prepare_default_category(root)  # `ns-train hyp-nerf` with no --data: the demo category, once
+        super().__init__(config, *args, **kwargs)
         self.train_dataparser_outputs = self._train_outputs  # hidden while the parent was constructing, see below
 
     def create_train_dataset(self) -> InputDataset:
@@ -181,4 +193,8 @@ class CategoryDataManager(VanillaDataManager):
 
     def _get_pixel_sampler(self, dataset, num_rays_per_batch: int) -> PixelSampler:  # noqa: ANN001 - nerfstudio's signature
         object_index = torch.tensor(dataset.metadata["object_index_of_image"], dtype=torch.long)
-        return self.config.pixel_sampler.setup(num_rays_per_batch=num_rays_per_batch, object_index_of_image=object_index)
+        weights = dataset.metadata.get("object_weights")
+        uniform = weights is None or len(set(weights)) <= 1
+        return self.config.pixel_sampler.setup(
+            num_rays_per_batch=num_rays_per_batch, object_index_of_image=object_index, object_weights=None if uniform else torch.tensor(weights)
+        )

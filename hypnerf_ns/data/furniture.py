@@ -23,8 +23,9 @@ import numpy as np
 from rich.console import Console
 
 from hypnerf_ns.data.meshes import MeshObject, RenderOptions, render_category
+from hypnerf_ns.data.preview import category_sheet
 from hypnerf_ns.data.render import Y_UP_TO_Z_UP
-from hypnerf_ns.atomic import atomic_output, write_text_atomic
+from hypnerf_ns.files import atomic_output, write_text_atomic
 from hypnerf_ns.errors import HypnerfError
 
 CONSOLE = Console()
@@ -174,8 +175,6 @@ def prepare_furniture(config: Furniture) -> List[Dict[str, str]]:
     """Fetch, unpack, select, render; write licences and credits. Returns the objects.json entries."""
     import trimesh
 
-    from hypnerf_ns.data.check import contact_sheet
-
     if config.category not in CATEGORIES:
         raise HypnerfError(f"unknown furniture category {config.category!r}; choose one of {', '.join(CATEGORIES)}")
     cache = cache_dir()
@@ -211,5 +210,19 @@ def prepare_furniture(config: Furniture) -> List[Dict[str, str]]:
     credits += [f"- {e['id']}: \"{e['name']}\" by {e['creator']}, {e['license']} ({e['source']})" for e in written]
     write_text_atomic(config.output / "CREDITS.md", "\n".join(credits) + "\n")
     if config.preview:
-        contact_sheet(config.output, config.output / "preview.png")
+        category_sheet(config.output, config.output / "preview.png")
     return written
+
+
+def prepare_default_category(root: Path) -> None:
+    """Render the default chairs (Debian's sweethome3d-furniture, CC0 / CC-BY) into `root`.
+
+    Runs when the default data is asked for and its objects.json is missing; object folders
+    already rendered are kept, so an interrupted preparation resumes.
+    """
+    CONSOLE.print(
+        f"[bold]No category at {root}: preparing the default one[/bold] (real chairs from Debian's "
+        "sweethome3d-furniture, CC0 / CC-BY), once; a few minutes on a CPU. "
+        "Use --data ROOT for your own category."
+    )
+    Furniture(output=root, category="chair").main()

@@ -16,11 +16,12 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from hypnerf_ns.data.preview import category_sheet
 from hypnerf_ns.data.render import Y_UP_TO_Z_UP, MeshError, Renderer, Surface, focal_from_fov, load_surface, normalise, sample_cameras
 from hypnerf_ns.data.writer import View, write_index, write_object
 from hypnerf_ns.errors import InputError
+from hypnerf_ns.progress import progress_bar
 
 CONSOLE = Console()
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".off", ".stl")
@@ -77,8 +78,7 @@ def render_category(objects: List[MeshObject], output: Path, category: str, opti
     Writes objects.json listing the objects that exist afterwards; returns its entries.
     """
     written: List[Dict[str, Any]] = []
-    columns = (TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=CONSOLE) as progress:
+    with progress_bar(console=CONSOLE) as progress:
         task = progress.add_task("rendering objects", total=len(objects))
         for obj in objects:
             folder = output / obj.id
@@ -145,8 +145,6 @@ class Meshes:
     """Also write a contact sheet PNG of all objects here."""
 
     def main(self) -> None:
-        from hypnerf_ns.data.check import contact_sheet
-
         rotation = Y_UP_TO_Z_UP if self.up == "y" else np.eye(3)
         objects = find_meshes(self.input)
         for obj in objects:
@@ -155,4 +153,4 @@ class Meshes:
         written = render_category(objects, self.output, self.category, self.render, self.overwrite)
         CONSOLE.print(f"{len(written)} objects in {self.output}")
         if self.preview is not None:
-            contact_sheet(self.output, self.preview)
+            category_sheet(self.output, self.preview)

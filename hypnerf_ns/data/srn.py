@@ -54,11 +54,11 @@ import numpy as np
 from PIL import Image
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from hypnerf_ns.data.render import Y_UP_TO_Z_UP
 from hypnerf_ns.data.writer import View, write_index, write_object
 from hypnerf_ns.errors import HypnerfError, InputError
+from hypnerf_ns.progress import progress_bar
 
 CONSOLE = Console()
 UP_TO_Z: Dict[str, np.ndarray] = {
@@ -198,8 +198,7 @@ def convert_category(
     the file. Ids and names are the folder names.
     """
     written: List[str] = []
-    columns = (TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=CONSOLE) as progress:
+    with progress_bar(console=CONSOLE) as progress:
         task = progress.add_task(f"converting {source} objects", total=len(folders))
         for folder in folders:
             try:

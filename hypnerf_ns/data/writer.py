@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from hypnerf_ns.atomic import write_text_atomic
+from hypnerf_ns.files import write_text_atomic
 
 
 @dataclass

@@ -1,0 +1,174 @@
+"""The scale study: does the prior generalize better with more training objects, at equal training time?
+
+For each N in `--counts`: a category of the 36 real dev chairs that are not held out (every 7th
+of the 42 is) plus N - 36 procedural chairs (`hypnerf-ns data procedural`), the real ones drawn
+`--real-share` of the time; the default hyp-nerf config trained for `--minutes` (nerfstudio's
+Trainer, as `ns-train hyp-nerf`); the image encoder trained (`hypnerf-ns encoder train`); then
+`hypnerf-ns eval --task generalization` on the 6 held-out real chairs from 1 and 3 views.
+Each N's run lives in its own folder under `--workdir` and is reused when complete (a session
+that stops resumes with the next N).
+
+    python benchmarks/generalization_scale.py --procedural /work/data/procedural-chairs --counts 36 300 1000 --minutes 20
+
+Writes benchmarks/results/generalization-scale.json ({"runs": [{"training_objects", "real",
+"procedural", "train_minutes", "views", "mean": {method: {"psnr", "ssim", "seconds"}}}]}) and a
+PNG plot of PSNR against N.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List
+
+import torch
+import tyro
+from rich.console import Console
+from rich.table import Table
+
+from hypnerf_ns.cli import entrypoint
+from hypnerf_ns.data.category import list_objects, split_holdout
+from hypnerf_ns.data.writer import write_index
+from hypnerf_ns.files import write_text_atomic
+from hypnerf_ns.method.training import train_step
+from hypnerf_ns.progress import progress_bar
+from method_configs import hyp_nerf
+
+CONSOLE = Console()
+INPUT_VIEWS = {1: ["0"], 3: ["0", "13", "26"]}
+
+
+@dataclass
+class Args:
+    procedural: Path
+    """Root of procedural chairs (`hypnerf-ns data procedural`)."""
+    real: Path = Path("../shared/data/chairs-dev")
+    """The real dev chairs (42; every 7th is held out and evaluated)."""
+    counts: List[int] = field(default_factory=lambda: [36, 300, 1000])
+    """Training objects N of each run (36 = the real ones alone)."""
+    minutes: float = 20.0
+    """Training time of every run (equal budgets)."""
+    real_share: float = 0.25
+    """Share of batches' objects drawn from the real chairs (when there are procedural ones)."""
+    resolution_scale: float = 0.5
+    """0.5: the 128 px views are trained and evaluated at 64 px."""
+    encoder_steps: int = 3000
+    encoder_views: int = 16
+    """Views per object the encoder trains on."""
+    workdir: Path = Path("outputs/scale-study")
+    output: Path = Path("benchmarks/results/generalization-scale.json")
+    plot: Path = Path("benchmarks/results/generalization-scale.png")
+    holdout_every: int = 7
+    seed: int = 0
+
+
+def category_of(args: Args, count: int, root: Path) -> Dict[str, int]:
+    """Write a category root at `root` of the real training chairs plus count - real procedural ones."""
+    real_train, _ = split_holdout(list_objects(args.real), args.holdout_every)
+    procedural = list_objects(args.procedural)[: max(0, count - len(real_train))] if count > len(real_train) else []
+    if len(real_train) + len(procedural) < count:
+        raise SystemExit(f"{args.procedural} has {len(procedural)} objects; {count - len(real_train)} needed")
+    weight = args.real_share / (1.0 - args.real_share) * len(procedural) / len(real_train) if procedural else 1.0
+    entries = [{"id": o.id, "name": o.name, "folder": str(o.folder.resolve()), "weight": weight} for o in real_train]
+    entries += [{"id": o.id, "name": o.name, "folder": str(o.folder.resolve()), "weight": 1.0} for o in procedural]
+    write_index(root, "chair", entries)
+    return {"real": len(real_train), "procedural": len(procedural)}
+
+
+def train(args: Args, data: Path, run: Path) -> Path:
+    """Train for the time budget; save the checkpoint and config; return the config path."""
+    config = copy.deepcopy(hyp_nerf.config)
+    config.pipeline.datamanager.data = data
+    config.pipeline.datamanager.dataparser.data = data
+    config.pipeline.datamanager.camera_res_scale_factor = args.resolution_scale
+    config.vis = "tensorboard"
+    config.output_dir = run
+    config.experiment_name = "study"
+    config.timestamp = "run"
+    config.machine.seed = args.seed
+    config.steps_per_save = 10**9
+    torch.manual_seed(args.seed)
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    config.save_config()
+    seconds, step = 0.0, 0
+    with progress_bar(info=True) as progress:
+        task = progress.add_task(f"training on {data}", total=round(args.minutes * 60), info="")
+        while seconds < args.minutes * 60:
+            result = train_step(trainer, step)
+            seconds += result.seconds
+            step += 1
+            progress.update(task, completed=min(seconds, args.minutes * 60), info=f"step {step} loss {result.loss:.4f}")
+    trainer.save_checkpoint(step - 1)
+    return config.get_base_dir() / "config.yml"
+
+
+def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
+    """Train, encoder, eval for one N (each stage skipped when its result exists); the study's rows."""
+    run = args.workdir / f"n{count}"
+    data = run / "data"
+    composition = category_of(args, count, data)
+    config_path = run / "study" / "hyp-nerf" / "run" / "config.yml"
+    done = run / "train.json"
+    if not done.is_file():
+        start = time.perf_counter()
+        config_path = train(args, data, run)
+        write_text_atomic(done, json.dumps({"seconds": time.perf_counter() - start}))
+    if not (config_path.parent / "encoder.pt").is_file():
+        entrypoint(["encoder", "train", "--load-config", str(config_path), "--steps", str(args.encoder_steps), "--views-per-object", str(args.encoder_views)])
+    rows = []
+    for views, indices in INPUT_VIEWS.items():
+        report_path = run / f"generalization-{views}view.json"
+        if not report_path.is_file():
+            entrypoint(["eval", "--load-config", str(config_path), "--data", str(args.real), "--input-views", *indices, "--output", str(report_path)])
+        report = json.loads(report_path.read_text())
+        mean = {method: {k: v for k, v in metrics.items() if k in ("psnr", "ssim", "seconds")} for method, metrics in report["mean"].items()}
+        rows.append({"training_objects": count, **composition, "train_minutes": args.minutes, "views": views, "mean": mean})
+    return rows
+
+
+def plot(rows: List[Dict[str, Any]], path: Path) -> None:
+    """PSNR against N, one line per method and number of input views."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for axis, views in zip(axes, INPUT_VIEWS):
+        chosen = sorted((r for r in rows if r["views"] == views), key=lambda r: r["training_objects"])
+        for method in sorted({m for r in chosen for m in r["mean"]}):
+            points = [(r["training_objects"], r["mean"][method]["psnr"]) for r in chosen if method in r["mean"]]
+            axis.plot(*zip(*points), marker="o", label=method)
+        axis.set_xscale("log")
+        axis.set_xlabel("training objects N (36 real + procedural)")
+        axis.set_title(f"{views} input view{'s' if views > 1 else ''}, 6 unseen real chairs")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("test-view PSNR (dB), 64 px")
+    axes[1].legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+
+
+def main(args: Args) -> None:
+    rows: List[Dict[str, Any]] = []
+    for count in args.counts:
+        rows += run_one(args, count)
+        write_text_atomic(args.output, json.dumps({"runs": rows}, indent=1) + "\n")
+        plot(rows, args.plot)
+    table = Table(title=f"generalization against training objects ({args.minutes:g} min each)")
+    methods = sorted({m for r in rows for m in r["mean"]})
+    for column in ("N", "views", *methods):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(str(r["training_objects"]), str(r["views"]), *(f"{r['mean'][m]['psnr']:.2f}" if m in r["mean"] else "-" for m in methods))
+    CONSOLE.print(table)
+    CONSOLE.print(f"wrote {args.output} and {args.plot}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

@@ -1,0 +1,79 @@
+"""`hypnerf-ns invert`: a trained prior fitted to posed views of a new object (tasks.inversion): latent file + renders."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional, Tuple
+
+import torch
+from rich.console import Console
+
+from hypnerf_ns.files import write_text_atomic
+from hypnerf_ns.lib.metrics import score_nerf
+from hypnerf_ns.lib.prior import load_prior
+from hypnerf_ns.lib.views import load_posed_pixels, write_renders
+from hypnerf_ns.nerf.latent_files import Latent
+from hypnerf_ns.progress import progress_bar
+from hypnerf_ns.tasks.encoder import FILE_NAME as ENCODER_FILE
+from hypnerf_ns.tasks.encoder import encode, load_encoder
+from hypnerf_ns.tasks.inversion import best_start, invert
+
+CONSOLE = Console()
+
+
+@dataclass
+class Invert:
+    """Fit the prior's codes to posed views of an object it never saw; write a latent file and renders."""
+
+    load_config: Path
+    """config.yml of a trained hyp-nerf (outputs/<experiment>/hyp-nerf/<timestamp>/config.yml)."""
+    data: Path
+    """The object's folder (nerf-synthetic: transforms_train.json, optional transforms_test.json)."""
+    views: Tuple[int, ...] = (0,)
+    """Indices of the input views in transforms_train.json."""
+    output: Optional[Path] = None
+    """Where to write latent.pt, metrics.json and renders/ (default: inversions/<object>)."""
+    steps: int = 200
+    """Optimisation steps (1024 random input pixels each)."""
+    lr: float = 0.02
+    prior_weight: float = 1e-3
+    """Weight of 0.5 |z|^2, which keeps the codes where the prior was trained."""
+    start: Literal["auto", "encoder", "search"] = "auto"
+    """Starting codes: the run's image encoder (one pass), or the search over every training object's
+    code and the mean (renders them all: O(objects)); auto: the encoder if the run has one."""
+    seed: int = 0
+
+    def main(self) -> None:
+        start_time = time.perf_counter()
+        prior = load_prior(self.load_config)
+        model, scale = prior.model, prior.scale
+        output = self.output if self.output is not None else Path("inversions") / self.data.name
+        pixels = load_posed_pixels(self.data, "train", self.views, scale, model.device)
+        encoder_file = prior.run_file(ENCODER_FILE)
+        if self.start == "encoder" or (self.start == "auto" and encoder_file.is_file()):
+            start, start_name = encode(load_encoder(encoder_file, model.hypernetwork), pixels), "encoder"
+        else:
+            start, ranking = best_start(model, pixels, seed=self.seed)
+            start_name = ranking[0][0]
+            CONSOLE.print("best starting codes: " + ", ".join(f"{name} ({error:.4f})" for name, error in ranking[:3]))
+        with progress_bar(info=True) as progress:
+            task = progress.add_task("inverting", total=self.steps, info="")
+            codes = invert(
+                model, pixels, start, self.steps, lr=self.lr, prior_weight=self.prior_weight, seed=self.seed,
+                on_step=lambda step, loss: progress.update(task, advance=1, info=f"loss {loss:.4f}"),
+            )
+        seconds = time.perf_counter() - start_time
+        latent = Latent(codes, model.hypernetwork.fingerprint(), str(self.load_config), self.data.name, {"data": str(self.data), "split": "train", "views": list(self.views)})
+        latent.save(output / "latent.pt")
+        metrics = {"object": self.data.name, "views": list(self.views), "seconds": seconds, "start": start_name}
+        if (self.data / "transforms_test.json").is_file():
+            test = load_posed_pixels(self.data, "test", None, scale, model.device)
+            with torch.no_grad():
+                scores, rgb = score_nerf(model, model.hypernetwork(codes), test)
+            metrics["test_psnr"] = scores["psnr"]
+            write_renders(rgb, test.size, output / "renders")
+        write_text_atomic(output / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+        CONSOLE.print(f"wrote {output / 'latent.pt'} in {seconds:.1f} s" + (f"; test-view PSNR {metrics['test_psnr']:.2f} dB" if "test_psnr" in metrics else ""))
