@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import msgspec
 import numpy as np
@@ -62,6 +62,13 @@ class ViserClient:
                 elif message.get("type") == "BackgroundImageMessage":
                     frames.append(np.asarray(Image.open(io.BytesIO(message["rgb_bytes"])).convert("RGB")))
         return frames
+
+    def wait_for(self, labels: Sequence[str], seconds: float = 120.0) -> None:
+        """Handle messages until GUI elements with all `labels` have arrived (the server adds the
+        model's controls after it has loaded the checkpoint), or `seconds` have passed."""
+        deadline = time.monotonic() + seconds
+        while not all(label in self.gui for label in labels) and time.monotonic() < deadline:
+            self.receive(1.0)
 
     def frame_after(self, seconds: float = 90.0, settle: float = 3.0) -> np.ndarray:
         """The last frame once the server stops sending new ones (it refines after a change)."""
@@ -124,8 +131,9 @@ def viewer(trained):
 
 def test_viewer_serves_controls_and_renders_the_chosen_object(viewer: ViserClient, trained) -> None:
     model = trained[1].pipeline.model
-    viewer.receive(3.0)
-    for label in ("Object", "Blend with", "Shape blend", "Colour blend", "Sample a new object", "Latent file"):
+    labels = ("Object", "Blend with", "Shape blend", "Colour blend", "Sample a new object", "Latent file", "Text")
+    viewer.wait_for(labels)
+    for label in labels:
         assert label in viewer.gui, f"no {label!r} control in the viewer"
     assert list(viewer.gui["Object"]["options"]) == model.object_ids
 
