@@ -62,6 +62,10 @@ class Args:
     output: Path = Path("benchmarks/results/generalization-scale.json")
     plot: Path = Path("benchmarks/results/generalization-scale.png")
     holdout_every: int = 7
+    threads: int = 1
+    """torch threads per run: the budget is the run's own CPU time, so runs may share the machine."""
+    search_pixels: int = 1024
+    """Input pixels on which eval's `nearest` scores every training code (its cost grows with N)."""
     seed: int = 0
 
 
@@ -79,7 +83,8 @@ def category_of(args: Args, count: int, root: Path) -> Dict[str, int]:
 
 
 def train(args: Args, data: Path, run: Path) -> Path:
-    """Train for the time budget; save the checkpoint and config; return the config path."""
+    """Train for the budget of CPU time (`time.process_time`, so that runs sharing the machine get
+    equal work); save the checkpoint and config; return the config path."""
     config = copy.deepcopy(hyp_nerf.config)
     config.pipeline.datamanager.data = data
     config.pipeline.datamanager.dataparser.data = data
@@ -98,8 +103,9 @@ def train(args: Args, data: Path, run: Path) -> Path:
     with progress_bar(info=True) as progress:
         task = progress.add_task(f"training on {data}", total=round(args.minutes * 60), info="")
         while seconds < args.minutes * 60:
+            before = time.process_time()
             result = train_step(trainer, step)
-            seconds += result.seconds
+            seconds += time.process_time() - before
             step += 1
             progress.update(task, completed=min(seconds, args.minutes * 60), info=f"step {step} loss {result.loss:.4f}")
     trainer.save_checkpoint(step - 1)
@@ -116,14 +122,16 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     if not done.is_file():
         start = time.perf_counter()
         config_path = train(args, data, run)
-        write_text_atomic(done, json.dumps({"seconds": time.perf_counter() - start}))
+        write_text_atomic(done, json.dumps({"wall_seconds": time.perf_counter() - start}))
     if not (config_path.parent / "encoder.pt").is_file():
         entrypoint(["encoder", "train", "--load-config", str(config_path), "--steps", str(args.encoder_steps), "--views-per-object", str(args.encoder_views)])
     rows = []
     for views, indices in INPUT_VIEWS.items():
         report_path = run / f"generalization-{views}view.json"
         if not report_path.is_file():
-            entrypoint(["eval", "--load-config", str(config_path), "--data", str(args.real), "--input-views", *indices, "--output", str(report_path)])
+            entrypoint(
+                ["eval", "--load-config", str(config_path), "--data", str(args.real), "--input-views", *indices, "--search-pixels", str(args.search_pixels), "--output", str(report_path)]
+            )
         report = json.loads(report_path.read_text())
         mean = {method: {k: v for k, v in metrics.items() if k in ("psnr", "ssim", "seconds")} for method, metrics in report["mean"].items()}
         rows.append({"training_objects": count, **composition, "train_minutes": args.minutes, "views": views, "mean": mean})
@@ -154,10 +162,17 @@ def plot(rows: List[Dict[str, Any]], path: Path) -> None:
     figure.savefig(path, dpi=100)
 
 
+def merged_rows(path: Path, new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The rows already in `path` (other N, e.g. from a run in another process) with `new` replacing those of the same N."""
+    counts = {r["training_objects"] for r in new}
+    old = json.loads(path.read_text())["runs"] if path.is_file() else []
+    return sorted([r for r in old if r["training_objects"] not in counts] + new, key=lambda r: (r["training_objects"], r["views"]))
+
+
 def main(args: Args) -> None:
-    rows: List[Dict[str, Any]] = []
+    torch.set_num_threads(args.threads)
     for count in args.counts:
-        rows += run_one(args, count)
+        rows = merged_rows(args.output, run_one(args, count))
         write_text_atomic(args.output, json.dumps({"runs": rows}, indent=1) + "\n")
         plot(rows, args.plot)
     table = Table(title=f"generalization against training objects ({args.minutes:g} min each)")

@@ -50,6 +50,8 @@ class Eval:
     without the denoiser, and the see-through consistency of the NeRFs."""
     finetune_steps: int = 300
     """generalization: steps of each finetune."""
+    search_pixels: int = 4096
+    """generalization: input pixels on which `nearest` scores every training code (its cost grows with objects x pixels)."""
     pixels: int = 2048
     """retrieval: query pixels rendered per object and query."""
     seed: int = 0
@@ -69,7 +71,7 @@ class Eval:
             encoder = load_encoder(encoder_file, model.hypernetwork) if encoder_file.is_file() else None
             details["start"] = "encoder" if encoder is not None else "nearest"
             entries, evaluate = unseen, lambda e: generalization_of(
-                model, e.folder, self.input_views, scale, self.steps, self.refine_seconds, finetune_steps, denoiser, encoder
+                model, e.folder, self.input_views, scale, self.steps, self.refine_seconds, finetune_steps, denoiser, encoder, self.search_pixels
             )
             details["input_views"] = list(self.input_views)
             title = f"generalization from {len(self.input_views)} view(s), {len(unseen)} unseen objects (PSNR / SSIM on test views)"

@@ -61,18 +61,19 @@ BYTES_PER_FLOAT = 4  # codes and NeRF parameters are stored as float32
 
 def generalization_of(
     model: HypNeRFModel, folder: Path, views: Tuple[int, ...], scale: float, steps: int, refine_seconds: float,
-    finetune_steps: Optional[int] = None, denoiser: Optional[Denoiser] = None, encoder: Optional[ImageEncoder] = None,
+    finetune_steps: Optional[int] = None, denoiser: Optional[Denoiser] = None, encoder: Optional[ImageEncoder] = None, search_pixels: int = 4096,
 ) -> Results:
     """Every method's test-view metrics for one unseen object from input views `views`; with an
     `encoder`, also its codes straight from the views (`encoder`), which then start the inversion
     instead of the best training code; with `finetune_steps`, also denoise-and-finetune
     (`finetuned`), its ablation without the denoiser (`distilled`), and the see-through
-    consistency of those and of `prior`, `refined`."""
+    consistency of those and of `prior`, `refined`. `nearest` scores every training code on
+    `search_pixels` of the input pixels."""
     pixels = load_posed_pixels(folder, "train", views, scale, model.device)
     test = load_posed_pixels(folder, "test", None, scale, model.device)
     results: Results = {}
     start_time = time.perf_counter()
-    nearest, _ = best_start(model, pixels)
+    nearest, _ = best_start(model, pixels, count=search_pixels)
     nearest_seconds = time.perf_counter() - start_time
     methods = [("nearest", nearest, nearest_seconds), ("mean", mean_code(model), 0.0)]
     start_time = time.perf_counter()
