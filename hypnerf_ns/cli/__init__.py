@@ -1,6 +1,6 @@
 """`hypnerf-ns`: the verbs nerfstudio has no command for.
 
-    hypnerf-ns data meshes|furniture|merge|srn|abo|check|captions ...
+    hypnerf-ns data meshes|furniture|procedural|merge|srn|abo|check|captions ...
     hypnerf-ns invert --load-config CFG --data OBJECT_DIR --views 0 [3 7 ...]
     hypnerf-ns retrieve --load-config CFG --camera OBJECT_DIR/transforms_test.json --frame 3 [--image IMG]
     hypnerf-ns eval --load-config CFG --data ROOT --task generalization|reconstruction|retrieval|text --output FILE.json [--finetune]
@@ -34,6 +34,7 @@ VERBS: Dict[str, Tuple[Target, str]] = {
         {
             "meshes": "hypnerf_ns.data.meshes:Meshes",
             "furniture": "hypnerf_ns.data.furniture:Furniture",
+            "procedural": "hypnerf_ns.data.procedural:Procedural",
             "merge": "hypnerf_ns.data.merge:Merge",
             "srn": "hypnerf_ns.data.srn:ConvertSRN",
             "abo": "hypnerf_ns.data.abo:ConvertABO",
