@@ -52,6 +52,11 @@ class PosedPixels:
     def num_views(self) -> int:
         return int(self.view_of_ray.max()) + 1 if len(self.view_of_ray) else 0
 
+    def camera_centres(self) -> Tensor:
+        """[V, 3] the origin of each view (pinhole cameras: the origin of its first ray)."""
+        first_ray = torch.stack([torch.nonzero(self.view_of_ray == v)[0, 0] for v in range(self.num_views)])
+        return self.origins[first_ray]
+
 
 def join_pixels(first: PosedPixels, second: PosedPixels) -> PosedPixels:
     """The pixels of both (the second's views numbered after the first's); weights 1 where unset."""

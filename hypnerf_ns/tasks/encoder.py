@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from nerfstudio.cameras.cameras import Cameras
 from torch import Tensor, nn
 
 from hypnerf_ns.errors import InputError
@@ -95,9 +96,8 @@ def view_directions(camera_centres: Tensor) -> Tensor:
     return F.normalize(camera_centres, dim=-1)
 
 
-def object_views(folder: Path, views: Optional[List[int]], scale: float, size: int) -> Tuple[Tensor, Tensor]:
-    """Encoder input [V, 4, S, S] (float) and view directions [V, 3] of training views `views` (all if None) of an object folder."""
-    cameras, files = load_cameras(folder, "train", views, scale)
+def camera_views(cameras: Cameras, files: List[Path], size: int) -> Tuple[Tensor, Tensor]:
+    """Encoder input [V, 4, S, S] (float) and view directions [V, 3] of V cameras and their image files."""
     height, width = int(cameras.height[0]), int(cameras.width[0])
     rgba = torch.stack([read_rgba(file, (height, width)) for file in files])
     return encoder_input(rgba, size), view_directions(cameras.camera_to_worlds[:, :3, 3])
@@ -107,8 +107,7 @@ def pixels_views(pixels: PosedPixels, size: int) -> Tuple[Tensor, Tensor]:
     """Encoder input [V, 4, S, S] and view directions [V, 3] of the views of `pixels` (e.g. an inversion's inputs)."""
     height, width = pixels.size
     rgba = pixels.rgba.reshape(-1, height, width, 4).cpu()
-    first_ray = torch.stack([torch.nonzero(pixels.view_of_ray == v)[0, 0] for v in range(pixels.num_views)])
-    return encoder_input(rgba, size), view_directions(pixels.origins[first_ray].cpu())
+    return encoder_input(rgba, size), view_directions(pixels.camera_centres().cpu())
 
 
 def load_encoder_views(folders: List[Path], scale: float, size: int, views_per_object: int, seed: int = 0, on_object: Optional[Callable[[], None]] = None) -> EncoderViews:
@@ -116,9 +115,9 @@ def load_encoder_views(folders: List[Path], scale: float, size: int, views_per_o
     generator = torch.Generator().manual_seed(seed)
     images, directions, objects = [], [], []
     for index, folder in enumerate(folders):
-        cameras, _ = load_cameras(folder, "train", None, scale)
+        cameras, files = load_cameras(folder, "train", None, scale)
         chosen = torch.randperm(len(cameras), generator=generator)[:views_per_object].tolist()
-        view_images, view_directions_ = object_views(folder, chosen, scale, size)
+        view_images, view_directions_ = camera_views(cameras[torch.tensor(chosen)], [files[k] for k in chosen], size)
         images.append((view_images * 255).round().to(torch.uint8))
         directions.append(view_directions_)
         objects += [index] * len(chosen)

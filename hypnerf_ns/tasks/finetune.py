@@ -59,12 +59,6 @@ def surface_points(depth: Tensor, accumulation: Tensor, origins: Tensor, directi
     return origins[hit] + directions[hit] * depth[hit]
 
 
-def camera_centres(pixels: PosedPixels) -> Tensor:
-    """[V, 3] the origin of each view of `pixels` (pinhole cameras)."""
-    first_ray = torch.stack([torch.nonzero(pixels.view_of_ray == v)[0, 0] for v in range(pixels.num_views)])
-    return pixels.origins[first_ray]
-
-
 def consistency(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels, rays: int = 2048, seed: int = 0) -> float:
     """Mean `see_through` of `rays` random rays' surface points of `pixels`' views, seen from every view's camera."""
     generator = torch.Generator().manual_seed(seed)
@@ -75,7 +69,7 @@ def consistency(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels, ra
         points = surface_points(outputs["depth"], outputs["accumulation"], sample.origins, sample.directions)
         if len(points) == 0:
             return 1.0  # nothing is solid: every view is seen through
-        return float(see_through(model, params, occupied, points, camera_centres(pixels)).mean())
+        return float(see_through(model, params, occupied, points, pixels.camera_centres()).mean())
 
 
 def denoised_views(model: HypNeRFModel, params: NeRFParams, denoiser: Optional[Denoiser], cameras: Cameras) -> PosedPixels:
@@ -108,7 +102,7 @@ def finetune(
     if inputs is not None:
         total = len(targets.origins) + len(inputs.origins)
         pixels = join_pixels(inputs.weighted(input_share * total / len(inputs.origins)), targets.weighted((1.0 - input_share) * total / len(targets.origins)))
-    centres = camera_centres(targets)
+    centres = targets.camera_centres()
     generator = torch.Generator().manual_seed(seed + 1)
     solid = torch.nonzero(targets.rgba[:, 3] > 0.5)[:, 0]
 
