@@ -11,24 +11,35 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, Optional
 
 import torch
 
 from hypnerf_ns.errors import InputError
 
 
+def partial_name(path: Path) -> str:
+    """The name `atomic_output` gives the temporary file of `path` in this process."""
+    return f".{path.stem}.partial-{os.getpid()}{path.suffix}"
+
+
 @contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path` to write to (same suffix, for writers that choose the format
-    by name); renamed over `path` when the block ends normally, removed when it raises."""
+def atomic_output(path: Path, staging: Optional[Path] = None) -> Iterator[Path]:
+    """A temporary path to write to (same suffix, for writers that choose the format by name);
+    renamed over `path` when the block ends normally, removed when it raises. It lies beside
+    `path`, or in `staging` (same file system) for folders whose readers list every file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    temporary = (staging or path.parent) / partial_name(path)
     try:
         yield temporary
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a power cut
+        finally:
+            os.close(directory)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -39,9 +50,9 @@ def write_text_atomic(path: Path, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
-def save_torch_atomic(payload: Dict[str, Any], path: Path) -> None:
+def save_torch_atomic(payload: Dict[str, Any], path: Path, staging: Optional[Path] = None) -> None:
     """torch.save through a temporary file and a rename: readers see the old file or the new, never half."""
-    with atomic_output(path) as temporary:
+    with atomic_output(path, staging) as temporary:
         torch.save(payload, temporary)
 
 

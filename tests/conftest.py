@@ -53,6 +53,42 @@ def tiny_category(tmp_path: Path) -> Path:
     return root
 
 
+def box_chair(seed: int):
+    """A chair of boxes (seat, four legs, back; Z up), its proportions and colour drawn from `seed`."""
+    import trimesh
+
+    rng = np.random.default_rng(seed)
+    seat_height, width, back_height, leg = rng.uniform(0.35, 0.5), rng.uniform(0.6, 0.9), rng.uniform(0.4, 0.6), rng.uniform(0.05, 0.1)
+    parts = [trimesh.creation.box(extents=(width, width, 0.08), transform=trimesh.transformations.translation_matrix((0, 0, seat_height)))]
+    for x in (-1, 1):
+        for y in (-1, 1):
+            offset = (x * (width - leg) / 2, y * (width - leg) / 2, seat_height / 2)
+            parts.append(trimesh.creation.box(extents=(leg, leg, seat_height), transform=trimesh.transformations.translation_matrix(offset)))
+    back = trimesh.transformations.translation_matrix((-(width - 0.06) / 2, 0, seat_height + back_height / 2))
+    parts.append(trimesh.creation.box(extents=(0.06, width, back_height), transform=back))
+    chair = trimesh.util.concatenate(parts)
+    chair.visual.face_colors = (*rng.integers(30, 230, size=3), 255)
+    return chair
+
+
+def make_box_chairs(root: Path, count: int, resolution: int = 32, views=(8, 1, 2)) -> Path:
+    """A category of `count` box chairs photographed by the project's own renderer (`data meshes`)."""
+    from hypnerf_ns.data.meshes import RenderOptions, find_meshes, render_category
+
+    meshes = root.parent / f"{root.name}-meshes"
+    meshes.mkdir(parents=True, exist_ok=True)
+    for k in range(count):
+        box_chair(k).export(meshes / f"box-chair-{k}.glb")
+    render_category(find_meshes(meshes), root, "chair", RenderOptions(resolution=resolution, views=views, seed=0))
+    return root
+
+
+@pytest.fixture(scope="session")
+def two_box_chairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two box chairs, 8 train / 1 val / 2 test views of 32x32 px."""
+    return make_box_chairs(tmp_path_factory.mktemp("box_chairs") / "chairs", 2)
+
+
 @pytest.fixture(scope="session")
 def dev_chairs() -> Path:
     if not (DEV_CHAIRS / "objects.json").is_file():

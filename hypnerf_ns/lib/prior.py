@@ -1,6 +1,6 @@
 """A trained prior, loaded for the tools, and the NeRFs they take from it.
 
-`load_prior` reads a run's config.yml and latest checkpoint (nerfstudio's `eval_setup`);
+`load_prior` reads a run's config.yml and newest complete checkpoint (nerfstudio's `eval_setup`);
 `NeRFChoice` is the option group of every verb that shows one NeRF: a training object, a latent
 file (`hypnerf-ns invert`, `text`) or a finetuned NeRF file (`hypnerf-ns finetune`). Files a
 run owns (denoiser.pt, text.pt) live next to its config.yml (`Prior.run_file`).
@@ -9,15 +9,17 @@ run owns (denoiser.pt, text.pt) live next to its config.yml (`Prior.run_file`).
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
 from hypnerf_ns.data.category import list_objects
 from hypnerf_ns.errors import InputError
-from hypnerf_ns.method.model import HypNeRFModel
+from hypnerf_ns.method.checkpoints import newest_complete_step
+from hypnerf_ns.method.model import HypNeRFModel, HypNeRFModelConfig
 from hypnerf_ns.nerf.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.nerf.latent_files import FinetunedNeRF, load_codes
 
@@ -53,16 +55,38 @@ class Prior:
         return self.config_path.parent / name
 
 
-def load_prior(config_path: Path) -> Prior:
-    """The trained model of a `config.yml` (latest checkpoint) in eval mode, with its image scale and data."""
-    from nerfstudio.utils.eval_utils import eval_setup
+def read_run_config(config_path: Path) -> Any:
+    """The TrainerConfig of a hyp-nerf run's config.yml; InputError naming the file if it is
+    missing, not a nerfstudio config, or another method's (whose model may download weights)."""
+    import yaml
+    from nerfstudio.engine.trainer import TrainerConfig
 
     if not config_path.is_file():
         raise InputError(config_path, "no such config (expected outputs/<experiment>/hyp-nerf/<timestamp>/config.yml)")
-    config, pipeline, _, _ = eval_setup(config_path, test_mode="inference")
+    try:
+        config = yaml.load(config_path.read_text(), Loader=yaml.Loader)
+    except Exception as error:  # yaml raises many types, and constructing objects may fail too
+        raise InputError(config_path, f"not a readable nerfstudio config ({type(error).__name__})") from None
+    if not isinstance(config, TrainerConfig):
+        raise InputError(config_path, "not a nerfstudio config (ns-train writes config.yml in its run folder)")
+    if not isinstance(config.pipeline.model, HypNeRFModelConfig):
+        raise InputError(config_path, f"a {config.method_name} run, not a hyp-nerf one")
+    return config
+
+
+def load_prior(config_path: Path) -> Prior:
+    """The trained model of a `config.yml` (newest complete checkpoint) in eval mode, with its image scale and data."""
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    checkpoints = read_run_config(config_path).get_checkpoint_dir()
+    step = newest_complete_step(checkpoints, warn=lambda line: print(line, file=sys.stderr))
+
+    def at_step(config: Any) -> Any:
+        config.load_step = step
+        return config
+
+    config, pipeline, _, _ = eval_setup(config_path, test_mode="inference", update_config_callback=at_step)
     model = pipeline.model
-    if not isinstance(model, HypNeRFModel):
-        raise InputError(config_path, f"a {type(model).__name__}, not a hyp-nerf model")
     model.eval()
     datamanager = config.pipeline.datamanager
     data = Path(datamanager.data if datamanager.data is not None else datamanager.dataparser.data)
