@@ -1,11 +1,13 @@
-"""Shared fixtures: a tiny synthetic category written by the tests, and a few real dev chairs."""
+"""Shared fixtures: tiny categories the tests make themselves (squares, box chairs), and a trained prior."""
 
 from __future__ import annotations
 
 import copy
 import json
 import math
-import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import List, Sequence
 
@@ -14,7 +16,6 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-DEV_CHAIRS = Path(os.environ.get("HYPNERF_DEV_DATA", REPO.parent / "shared" / "data" / "chairs-dev"))
 
 
 def camera_to_world(azimuth: float, elevation: float, radius: float = 1.9) -> List[List[float]]:
@@ -53,32 +54,45 @@ def tiny_category(tmp_path: Path) -> Path:
     return root
 
 
-def box_chair(seed: int):
-    """A chair of boxes (seat, four legs, back; Z up), its proportions and colour drawn from `seed`."""
+CHAIR_DESIGNS = {
+    # name: (seat height, seat width, back height (0: none), arm height (0: none), leg width, RGB)
+    "side-chair": (0.45, 0.7, 0.55, 0.0, 0.07, (200, 40, 40)),
+    "stool": (0.65, 0.5, 0.0, 0.0, 0.06, (40, 70, 210)),
+    "armchair": (0.35, 0.9, 0.45, 0.25, 0.1, (40, 170, 60)),
+    "tall-chair": (0.4, 0.6, 0.8, 0.0, 0.05, (220, 190, 40)),
+}
+"""Box chairs the tests make and photograph with the project's own renderer (`data meshes`): no
+data from outside the repository. The first three are the training category; the last is unseen."""
+
+
+def box_chair(design: str):
+    """A chair of boxes (Z up): seat, four legs, optional back and arms, one colour."""
     import trimesh
 
-    rng = np.random.default_rng(seed)
-    seat_height, width, back_height, leg = rng.uniform(0.35, 0.5), rng.uniform(0.6, 0.9), rng.uniform(0.4, 0.6), rng.uniform(0.05, 0.1)
-    parts = [trimesh.creation.box(extents=(width, width, 0.08), transform=trimesh.transformations.translation_matrix((0, 0, seat_height)))]
+    seat_height, width, back, arms, leg, colour = CHAIR_DESIGNS[design]
+    at = trimesh.transformations.translation_matrix
+    parts = [trimesh.creation.box(extents=(width, width, 0.08), transform=at((0, 0, seat_height)))]
     for x in (-1, 1):
         for y in (-1, 1):
-            offset = (x * (width - leg) / 2, y * (width - leg) / 2, seat_height / 2)
-            parts.append(trimesh.creation.box(extents=(leg, leg, seat_height), transform=trimesh.transformations.translation_matrix(offset)))
-    back = trimesh.transformations.translation_matrix((-(width - 0.06) / 2, 0, seat_height + back_height / 2))
-    parts.append(trimesh.creation.box(extents=(0.06, width, back_height), transform=back))
+            parts.append(trimesh.creation.box(extents=(leg, leg, seat_height), transform=at((x * (width - leg) / 2, y * (width - leg) / 2, seat_height / 2))))
+    if back:
+        parts.append(trimesh.creation.box(extents=(0.06, width, back), transform=at((-(width - 0.06) / 2, 0, seat_height + back / 2))))
+    if arms:
+        for y in (-1, 1):
+            parts.append(trimesh.creation.box(extents=(width, 0.06, 0.06), transform=at((0, y * (width - 0.06) / 2, seat_height + arms))))
     chair = trimesh.util.concatenate(parts)
-    chair.visual.face_colors = (*rng.integers(30, 230, size=3), 255)
+    chair.visual.face_colors = (*colour, 255)
     return chair
 
 
-def make_box_chairs(root: Path, count: int, resolution: int = 32, views=(8, 1, 2)) -> Path:
-    """A category of `count` box chairs photographed by the project's own renderer (`data meshes`)."""
+def make_box_chairs(root: Path, designs: Sequence[str], resolution: int = 128, views=(40, 4, 8)) -> Path:
+    """A category of box chairs photographed by the project's own renderer (`data meshes`)."""
     from hypnerf_ns.data.meshes import RenderOptions, find_meshes, render_category
 
     meshes = root.parent / f"{root.name}-meshes"
     meshes.mkdir(parents=True, exist_ok=True)
-    for k in range(count):
-        box_chair(k).export(meshes / f"box-chair-{k}.glb")
+    for design in designs:
+        box_chair(design).export(meshes / f"{design}.glb")
     render_category(find_meshes(meshes), root, "chair", RenderOptions(resolution=resolution, views=views, seed=0))
     return root
 
@@ -86,26 +100,20 @@ def make_box_chairs(root: Path, count: int, resolution: int = 32, views=(8, 1, 2
 @pytest.fixture(scope="session")
 def two_box_chairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two box chairs, 8 train / 1 val / 2 test views of 32x32 px."""
-    return make_box_chairs(tmp_path_factory.mktemp("box_chairs") / "chairs", 2)
+    return make_box_chairs(tmp_path_factory.mktemp("two_chairs") / "chairs", ["side-chair", "stool"], resolution=32, views=(8, 1, 2))
 
 
 @pytest.fixture(scope="session")
-def dev_chairs() -> Path:
-    if not (DEV_CHAIRS / "objects.json").is_file():
-        pytest.fail(f"dev chairs not found at {DEV_CHAIRS}; set HYPNERF_DEV_DATA to the chairs-dev folder")
-    return DEV_CHAIRS
+def three_chairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three box chairs (side chair, stool, armchair), 40 train / 4 val / 8 test views of 128x128 px."""
+    return make_box_chairs(tmp_path_factory.mktemp("three_chairs") / "chairs", list(CHAIR_DESIGNS)[:3])
 
 
 @pytest.fixture(scope="session")
-def three_chairs(dev_chairs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three real dev chairs (links into the shared folder), listed in an objects.json."""
-    root = tmp_path_factory.mktemp("three_chairs")
-    listing = json.loads((dev_chairs / "objects.json").read_text())
-    chosen = [o for o in listing["objects"] if o["id"] in ("blendswap-cc-0-chair", "blendswap-cc-0-stool", "katorlegaz-cafe-chair")]
-    for entry in chosen:
-        (root / entry["id"]).symlink_to(dev_chairs / entry["id"])
-    (root / "objects.json").write_text(json.dumps({"objects": chosen}))
-    return root
+def unseen_chair(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a box chair the trained fixture never saw (a tall chair)."""
+    root = make_box_chairs(tmp_path_factory.mktemp("unseen") / "chairs", list(CHAIR_DESIGNS)[3:])
+    return root / list(CHAIR_DESIGNS)[3]
 
 
 def small_config(data: Path, output_dir: Path, steps: int, scale: float = 0.25):
@@ -174,3 +182,27 @@ def shown_model(trained):
     config.active_object, config.active_latent, config.active_nerf, config.show_active_only, config.text_mapping = saved_config
     model.forget_display(0)
     model.train(was_training)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def viewer_port(trained):
+    """`ns-viewer` (nerfstudio's own script) on the trained fixture, on a free localhost port."""
+    config, _, _ = trained
+    port = free_port()
+    command = [
+        sys.executable, "-m", "nerfstudio.scripts.viewer.run_viewer", "--load-config", str(config.get_base_dir() / "config.yml"),
+        "--viewer.websocket-host", "127.0.0.1", "--viewer.websocket-port", str(port), "--viewer.image-format", "png",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield port
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=60)[0]
+        print(log[-3000:])  # shown by pytest if the test failed

@@ -46,6 +46,6 @@ def test_encoder_maps_views_to_their_own_objects_codes(encoder_file, three_chair
 
 def test_invert_starts_from_the_encoder(encoder_file, three_chairs: Path, tmp_path: Path) -> None:
     config_path, _ = encoder_file
-    object_id = "blendswap-cc-0-stool"
+    object_id = load_prior(config_path).model.object_ids[1]
     entrypoint(["invert", "--load-config", str(config_path), "--data", str(three_chairs / object_id), "--views", "1", "--steps", "3", "--output", str(tmp_path)])
     assert json.loads((tmp_path / "metrics.json").read_text())["start"] == "encoder"

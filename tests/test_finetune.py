@@ -100,7 +100,7 @@ def test_denoised_views_are_orbit_renders_cleaned(trained, three_chairs: Path) -
     assert 0.02 < float(views.rgba[:, 3].mean()) < 0.9, "the object is in view, not filling it"
 
 
-def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, dev_chairs: Path, tmp_path: Path) -> None:
+def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, unseen_chair: Path, tmp_path: Path) -> None:
     config, trainer, _ = trained
     model = trainer.pipeline.model
     config_path = config.get_base_dir() / "config.yml"
@@ -133,9 +133,9 @@ def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, dev_ch
 
     root = tmp_path / "category"
     root.mkdir()
-    unseen = "blendswap-cc-0-oakChair"
-    for name in [*model.object_ids, unseen]:
-        (root / name).symlink_to(dev_chairs / name)
+    unseen = unseen_chair.name
+    for folder in [*(three_chairs / o for o in model.object_ids), unseen_chair]:
+        (root / folder.name).symlink_to(folder)
     report_path = tmp_path / "generalization.json"
     entrypoint(["eval", "--load-config", str(config_path), "--data", str(root), "--output", str(report_path), "--steps", "3", "--refine-seconds", "1", "--finetune", "--finetune-steps", "10"])
     result = json.loads(report_path.read_text())["objects"][unseen]

@@ -95,13 +95,13 @@ def test_fit_from_scratch_fits_its_views(trained, three_chairs: Path) -> None:
     assert after > before + 1.0, (before, after)
 
 
-def test_eval_generalization_writes_the_schema(trained, three_chairs: Path, dev_chairs: Path, tmp_path: Path) -> None:
+def test_eval_generalization_writes_the_schema(trained, three_chairs: Path, unseen_chair: Path, tmp_path: Path) -> None:
     config, trainer, _ = trained
     root = tmp_path / "category"
     root.mkdir()
-    unseen = "blendswap-cc-0-oakChair"
-    for object_id in [*trainer.pipeline.model.object_ids, unseen]:
-        (root / object_id).symlink_to(dev_chairs / object_id)
+    unseen = unseen_chair.name
+    for folder in [*(three_chairs / o for o in trainer.pipeline.model.object_ids), unseen_chair]:
+        (root / folder.name).symlink_to(folder)
     output = tmp_path / "generalization.json"
     entrypoint(["eval", "--load-config", str(config.get_base_dir() / "config.yml"), "--data", str(root), "--output", str(output), "--steps", "3", "--refine-seconds", "1"])
     report = json.loads(output.read_text())

@@ -4,11 +4,8 @@ speaking viser's protocol (viser's own message classes) drives it as the web pag
 from __future__ import annotations
 
 import io
-import socket
-import subprocess
-import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 import msgspec
 import numpy as np
@@ -16,12 +13,6 @@ import pytest
 from PIL import Image
 
 SCALE = 10.0  # nerfstudio's viewer shows the world 10x larger (VISER_NERFSTUDIO_SCALE_RATIO)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ViserClient:
@@ -107,26 +98,13 @@ class ViserClient:
 
 
 @pytest.fixture
-def viewer(trained):
-    """`ns-viewer` (nerfstudio's own script) on the trained fixture, on a free localhost port."""
-    config, _, _ = trained
-    port = free_port()
-    command = [
-        sys.executable, "-m", "nerfstudio.scripts.viewer.run_viewer", "--load-config", str(config.get_base_dir() / "config.yml"),
-        "--viewer.websocket-host", "127.0.0.1", "--viewer.websocket-port", str(port), "--viewer.image-format", "png",
-    ]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    client: Optional[ViserClient] = None
+def viewer(viewer_port: int):
+    """A websocket client of the viewer, speaking viser's protocol."""
+    client = ViserClient(f"ws://127.0.0.1:{viewer_port}", timeout=180)
     try:
-        client = ViserClient(f"ws://127.0.0.1:{port}", timeout=180)
         yield client
     finally:
-        if client is not None:
-            client.close()
-        server.terminate()
-        log = server.communicate(timeout=60)[0]
-        if client is None:
-            print(log[-3000:])
+        client.close()
 
 
 def test_viewer_serves_controls_and_renders_the_chosen_object(viewer: ViserClient, trained) -> None:

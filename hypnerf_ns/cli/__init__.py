@@ -11,6 +11,7 @@
     hypnerf-ns render turntable|morph|sheet --load-config CFG ...
     hypnerf-ns export mesh --load-config CFG (--object ID | --latent FILE | --finetuned FILE) --output MESH.ply
     hypnerf-ns text "a green wooden stool" --load-config CFG [--colour red]
+    hypnerf-ns setup
 
 Each verb is a command dataclass with a `main()` method (one module per verb in this package;
 the data verbs live with the data makers in `hypnerf_ns.data`), or a dict of sub-verbs; tyro
@@ -56,6 +57,7 @@ VERBS: Dict[str, Tuple[Target, str]] = {
     ),
     "text": ("hypnerf_ns.cli.text:Text", "generate an object from a text prompt (offline text encoder): latent file + turntable video"),
     "eval": ("hypnerf_ns.cli.eval:Eval", "evaluate a trained prior: generalization, reconstruction (compression), retrieval or text"),
+    "setup": ("hypnerf_ns.cli.setup:Setup", "ffmpeg and libusb from pip where the system has none (ns-render, ns-export; no root needed)"),
 }
 
 

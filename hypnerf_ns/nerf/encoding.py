@@ -11,8 +11,8 @@ collisions); finer levels use the spatial hash of Instant-NGP. Index math is int
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from functools import cache, cached_property
+import os
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
@@ -20,50 +20,16 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from hypnerf_ns.nerf.hash_grid import PRIMES, HashGridSpec
+
 logger = logging.getLogger(__name__)
-
-# Spatial-hash primes of Instant-NGP, as wrapped int32 (int32 products wrap, which is all a hash needs).
-_PRIMES = (1, 2654435761 - 2**32, 805459861)
-
-
-@dataclass(frozen=True)
-class HashGridSpec:
-    """Shape of a multi-resolution hash grid: `num_levels` grids from `base_resolution` up to
-    `max_resolution` (geometric growth), each a table of `table_size` rows of `features` floats."""
-
-    num_levels: int = 8
-    features: int = 2
-    log2_table_size: int = 12
-    base_resolution: int = 16
-    max_resolution: int = 128
-
-    @property
-    def table_size(self) -> int:
-        return 2**self.log2_table_size
-
-    @property
-    def output_dim(self) -> int:
-        return self.num_levels * self.features
-
-    @cached_property
-    def resolutions(self) -> tuple[int, ...]:
-        """Cells per axis of each level."""
-        if self.num_levels == 1:
-            return (self.base_resolution,)
-        growth = (self.max_resolution / self.base_resolution) ** (1.0 / (self.num_levels - 1))
-        return tuple(int(round(self.base_resolution * growth**level)) for level in range(self.num_levels))
-
-    @cached_property
-    def dense_levels(self) -> tuple[bool, ...]:
-        """Whether each level's (resolution + 1)^3 vertices fit in the table without hashing."""
-        return tuple((res + 1) ** 3 <= self.table_size for res in self.resolutions)
 
 
 def hash_encode_reference(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGridSpec) -> Tensor:
     """Encode points with the hash grid of the object each point belongs to (pure torch).
 
-    The readable definition of the encoding, used on GPUs and wherever the CPU kernel is
-    unavailable; the CPU kernel must match it.
+    The readable definition of the encoding, used wherever no kernel is available; the C++ and
+    Triton kernels must match it.
 
     Args:
         x: [P, 3] points in [0, 1]^3 (points outside are clamped to the border cells).
@@ -86,7 +52,7 @@ def hash_encode_reference(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGri
     vertex = torch.stack((cell, cell + 1), dim=-1)
     dense = torch.tensor(spec.dense_levels, device=device)  # [L]
     stride = torch.tensor(
-        [[1, r + 1, (r + 1) ** 2] if d else list(_PRIMES) for r, d in zip(spec.resolutions, spec.dense_levels, strict=True)],
+        [[1, r + 1, (r + 1) ** 2] if d else list(PRIMES) for r, d in zip(spec.resolutions, spec.dense_levels, strict=True)],
         device=device,
         dtype=torch.int32,
     )  # [L, 3]
@@ -157,10 +123,19 @@ class _HashEncodeCPU(torch.autograd.Function):
 
 
 def hash_encode(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGridSpec) -> Tensor:
-    """`hash_encode_reference`, run by the fused kernel on the CPU when it is available.
+    """`hash_encode_reference`, run by fused kernels where they are available: float32 points on
+    CUDA use the Triton kernels (triton_encoding.py) when triton is installed, on the CPU the C++
+    kernel when it builds; anything else uses the reference. Under Triton's interpreter
+    (TRITON_INTERPRET=1) CPU tensors take the Triton path too: that is how CI runs it without a GPU.
 
     Shapes as in `hash_encode_reference`: x [P, 3], slot [P], tables [B, L, T, F] -> [P, L * F].
     """
+    if x.dtype == torch.float32 and (x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"):
+        try:
+            from hypnerf_ns.nerf.triton_encoding import hash_encode_triton
+        except ImportError:  # no triton: the reference
+            return hash_encode_reference(x, slot, tables, spec)
+        return hash_encode_triton(x, slot, tables, spec)
     if x.device.type != "cpu" or x.dtype != torch.float32 or cpu_kernels() is None:
         return hash_encode_reference(x, slot, tables, spec)
     resolutions = torch.tensor(spec.resolutions, dtype=torch.int32)
