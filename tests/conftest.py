@@ -55,31 +55,31 @@ def tiny_category(tmp_path: Path) -> Path:
 
 
 CHAIR_DESIGNS = {
-    # name: (seat height, seat width, back height (0: none), arm height (0: none), leg width, RGB)
-    "side-chair": (0.45, 0.7, 0.55, 0.0, 0.07, (200, 40, 40)),
-    "stool": (0.65, 0.5, 0.0, 0.0, 0.06, (40, 70, 210)),
-    "armchair": (0.35, 0.9, 0.45, 0.25, 0.1, (40, 170, 60)),
-    "tall-chair": (0.4, 0.6, 0.8, 0.0, 0.05, (220, 190, 40)),
+    # name: (seat height, seat depth, seat width, back height (0: none), arm height (0: none), leg width, RGB)
+    "side-chair": (0.45, 0.7, 0.7, 0.55, 0.0, 0.07, (200, 40, 40)),
+    "bench": (0.35, 0.4, 1.2, 0.0, 0.0, 0.06, (40, 70, 210)),
+    "armchair": (0.3, 0.9, 0.9, 0.3, 0.25, 0.12, (40, 170, 60)),
+    "tall-chair": (0.4, 0.6, 0.6, 0.8, 0.0, 0.05, (220, 190, 40)),
 }
 """Box chairs the tests make and photograph with the project's own renderer (`data meshes`): no
 data from outside the repository. The first three are the training category; the last is unseen."""
 
 
 def box_chair(design: str):
-    """A chair of boxes (Z up): seat, four legs, optional back and arms, one colour."""
+    """A chair of boxes (Z up): seat (depth along x, width along y), four legs, optional back and arms, one colour."""
     import trimesh
 
-    seat_height, width, back, arms, leg, colour = CHAIR_DESIGNS[design]
+    seat_height, depth, width, back, arms, leg, colour = CHAIR_DESIGNS[design]
     at = trimesh.transformations.translation_matrix
-    parts = [trimesh.creation.box(extents=(width, width, 0.08), transform=at((0, 0, seat_height)))]
+    parts = [trimesh.creation.box(extents=(depth, width, 0.08), transform=at((0, 0, seat_height)))]
     for x in (-1, 1):
         for y in (-1, 1):
-            parts.append(trimesh.creation.box(extents=(leg, leg, seat_height), transform=at((x * (width - leg) / 2, y * (width - leg) / 2, seat_height / 2))))
+            parts.append(trimesh.creation.box(extents=(leg, leg, seat_height), transform=at((x * (depth - leg) / 2, y * (width - leg) / 2, seat_height / 2))))
     if back:
-        parts.append(trimesh.creation.box(extents=(0.06, width, back), transform=at((-(width - 0.06) / 2, 0, seat_height + back / 2))))
+        parts.append(trimesh.creation.box(extents=(0.06, width, back), transform=at((-(depth - 0.06) / 2, 0, seat_height + back / 2))))
     if arms:
         for y in (-1, 1):
-            parts.append(trimesh.creation.box(extents=(width, 0.06, 0.06), transform=at((0, y * (width - 0.06) / 2, seat_height + arms))))
+            parts.append(trimesh.creation.box(extents=(depth, 0.06, 0.06), transform=at((0, y * (width - 0.06) / 2, seat_height + arms))))
     chair = trimesh.util.concatenate(parts)
     chair.visual.face_colors = (*colour, 255)
     return chair
@@ -100,12 +100,12 @@ def make_box_chairs(root: Path, designs: Sequence[str], resolution: int = 128, v
 @pytest.fixture(scope="session")
 def two_box_chairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two box chairs, 8 train / 1 val / 2 test views of 32x32 px."""
-    return make_box_chairs(tmp_path_factory.mktemp("two_chairs") / "chairs", ["side-chair", "stool"], resolution=32, views=(8, 1, 2))
+    return make_box_chairs(tmp_path_factory.mktemp("two_chairs") / "chairs", ["side-chair", "bench"], resolution=32, views=(8, 1, 2))
 
 
 @pytest.fixture(scope="session")
 def three_chairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three box chairs (side chair, stool, armchair), 40 train / 4 val / 8 test views of 128x128 px."""
+    """Three box chairs (side chair, bench, armchair), 40 train / 4 val / 8 test views of 128x128 px."""
     return make_box_chairs(tmp_path_factory.mktemp("three_chairs") / "chairs", list(CHAIR_DESIGNS)[:3])
 
 

@@ -90,7 +90,7 @@ def test_ns_train_reports_bad_data_in_one_line(tmp_path: Path) -> None:
     ns_train = Path(sys.executable).parent / "ns-train"
     result = subprocess.run(
         [str(ns_train), "hyp-nerf", "--data", str(tmp_path), "--vis", "tensorboard", "--output-dir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" not in result.stderr

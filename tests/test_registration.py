@@ -11,7 +11,7 @@ import torch
 
 def test_ns_train_lists_hyp_nerf_with_description() -> None:
     ns_train = Path(sys.executable).parent / "ns-train"
-    result = subprocess.run([str(ns_train), "--help"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(ns_train), "--help"], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "hyp-nerf" in result.stdout and "HyP-NeRF: a hypernetwork NeRF prior" in result.stdout
 
@@ -42,5 +42,5 @@ def test_importing_the_plugin_changes_no_global_state() -> None:
         f"before = {state}; import method_configs, hypnerf_ns.cli; after = {state}; "
         "assert before[:3] == after[:3] and torch.equal(before[3], after[3]), [before[k] == after[k] for k in range(3)]"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]

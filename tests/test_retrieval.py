@@ -50,7 +50,7 @@ def test_retrieve_command_ranks_the_queried_object_first(trained, three_chairs: 
         capsys.readouterr()
         # A novel view: the fixture prior (200 steps) scores its own object about half of the others.
         entrypoint(["retrieve", "--load-config", config_file, "--camera", str(three_chairs / object_id / "transforms_test.json"), "--frame", "2", "--top", "3"])
-        rows = [line for line in capsys.readouterr().out.splitlines() if any(o in line for o in model.object_ids)]
+        rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│") and any(o in line for o in model.object_ids)]
         assert len(rows) == 3 and object_id in rows[0], rows
 
     # A query image given separately (here the frame's own view on a grey background, RGB only).
@@ -61,7 +61,7 @@ def test_retrieve_command_ranks_the_queried_object_first(trained, three_chairs: 
     Image.fromarray((grey * 255).round().astype(np.uint8)).save(tmp_path / "photo.png")
     capsys.readouterr()
     entrypoint(["retrieve", "--load-config", config_file, "--camera", str(three_chairs / object_id / "transforms_train.json"), "--frame", "2", "--image", str(tmp_path / "photo.png")])
-    rows = [line for line in capsys.readouterr().out.splitlines() if any(o in line for o in model.object_ids)]
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│") and any(o in line for o in model.object_ids)]
     assert object_id in rows[0], rows
 
     with pytest.raises(InputError, match="cameras.json: expected a transforms_<split>.json file"):

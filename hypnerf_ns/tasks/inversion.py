@@ -157,12 +157,13 @@ def fresh_params(model: HypNeRFModel, seed: int = 0) -> NeRFParams:
     return {name: value[None].to(model.device).requires_grad_(True) for name, value in params.items()}
 
 
-def refine(model: HypNeRFModel, pixels: PosedPixels, codes: Codes, seconds: float, lr: float = 0.003, seed: int = 0) -> NeRFParams:
+def refine(model: HypNeRFModel, pixels: PosedPixels, codes: Codes, seconds: Optional[float] = None, lr: float = 0.003, seed: int = 0, steps: int = 10**9) -> NeRFParams:
     """The NeRF generated from `codes`, then fitted on `pixels` by its own parameters (tables and
-    MLP weights, no longer tied to the hypernetwork) for `seconds`, at a small learning rate."""
+    MLP weights, no longer tied to the hypernetwork) for `steps` steps or `seconds`, whichever ends
+    first, at a small learning rate."""
     with torch.no_grad():
         params = {name: value.detach().clone().requires_grad_(True) for name, value in model.hypernetwork(codes).items()}
-    fit(model, pixels, list(params.values()), lambda: params, 10**9, lr=lr, seed=seed, seconds=seconds)
+    fit(model, pixels, list(params.values()), lambda: params, steps, lr=lr, seed=seed, seconds=seconds)
     return {name: value.detach() for name, value in params.items()}
 
 
