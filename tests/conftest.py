@@ -57,7 +57,7 @@ def tiny_category(tmp_path: Path) -> Path:
 CHAIR_DESIGNS = {
     # name: (seat height, seat depth, seat width, back height (0: none), arm height (0: none), leg width, RGB)
     "side-chair": (0.45, 0.7, 0.7, 0.55, 0.0, 0.07, (200, 40, 40)),
-    "bench": (0.35, 0.4, 1.2, 0.0, 0.0, 0.06, (40, 70, 210)),
+    "bench": (0.5, 0.6, 1.0, 0.0, 0.0, 0.12, (40, 70, 210)),
     "armchair": (0.3, 0.9, 0.9, 0.3, 0.25, 0.12, (40, 170, 60)),
     "tall-chair": (0.4, 0.6, 0.6, 0.8, 0.0, 0.05, (220, 190, 40)),
 }
