@@ -55,6 +55,18 @@ def _cell(coord, res):
 
 
 @triton.jit
+def _level(x, y, z, slot, res_ptr, dense_ptr, level: tl.constexpr, L: tl.constexpr, T: tl.constexpr):
+    """One level's view of the points: its resolution and dense flag (scalars), each point's cell
+    and position within it along x, y, z [BLOCK_P], and the first row of its table [BLOCK_P] (int64)."""
+    res = tl.load(res_ptr + level)
+    dense = tl.load(dense_ptr + level)
+    cell_x, frac_x = _cell(x, res)
+    cell_y, frac_y = _cell(y, res)
+    cell_z, frac_z = _cell(z, res)
+    return res, dense, cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, (slot * L + level).to(tl.int64) * T
+
+
+@triton.jit
 def _corner(cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, res, dense, k: tl.constexpr, T: tl.constexpr):
     """Vertex k = 4 dx + 2 dy + dz of each point's cell (the reference's order): its table row [BLOCK_P]
     (int32, within the level's table), trilinear weight [BLOCK_P] and the weight's derivatives [BLOCK_P]
@@ -85,12 +97,7 @@ def _forward_kernel(x_ptr, slot_ptr, tables_ptr, res_ptr, dense_ptr, out_ptr, nu
     point, valid, x, y, z, slot = _load_points(x_ptr, slot_ptr, num_points, BLOCK_P)
     feature = tl.arange(0, F)
     for level in tl.static_range(L):
-        res = tl.load(res_ptr + level)
-        dense = tl.load(dense_ptr + level)
-        cell_x, frac_x = _cell(x, res)
-        cell_y, frac_y = _cell(y, res)
-        cell_z, frac_z = _cell(z, res)
-        table = (slot * L + level).to(tl.int64) * T  # [BLOCK_P] first row of each point's table
+        res, dense, cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, table = _level(x, y, z, slot, res_ptr, dense_ptr, level, L, T)
         acc = tl.zeros((BLOCK_P, F), dtype=tl.float32)
         for k in tl.static_range(8):
             row, weight, _, _, _ = _corner(cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, res, dense, k, T)
@@ -105,12 +112,7 @@ def _backward_tables_kernel(grad_out_ptr, x_ptr, slot_ptr, res_ptr, dense_ptr, g
     point, valid, x, y, z, slot = _load_points(x_ptr, slot_ptr, num_points, BLOCK_P)
     feature = tl.arange(0, F)
     for level in tl.static_range(L):
-        res = tl.load(res_ptr + level)
-        dense = tl.load(dense_ptr + level)
-        cell_x, frac_x = _cell(x, res)
-        cell_y, frac_y = _cell(y, res)
-        cell_z, frac_z = _cell(z, res)
-        table = (slot * L + level).to(tl.int64) * T
+        res, dense, cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, table = _level(x, y, z, slot, res_ptr, dense_ptr, level, L, T)
         grad = tl.load(grad_out_ptr + (point * (L * F) + level * F)[:, None] + feature[None, :], mask=valid[:, None], other=0.0)
         for k in tl.static_range(8):
             row, weight, _, _, _ = _corner(cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, res, dense, k, T)
@@ -129,12 +131,7 @@ def _backward_points_kernel(grad_out_ptr, x_ptr, slot_ptr, tables_ptr, res_ptr, 
     grad_y = tl.zeros((BLOCK_P,), dtype=tl.float32)
     grad_z = tl.zeros((BLOCK_P,), dtype=tl.float32)
     for level in tl.static_range(L):
-        res = tl.load(res_ptr + level)
-        dense = tl.load(dense_ptr + level)
-        cell_x, frac_x = _cell(x, res)
-        cell_y, frac_y = _cell(y, res)
-        cell_z, frac_z = _cell(z, res)
-        table = (slot * L + level).to(tl.int64) * T
+        res, dense, cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, table = _level(x, y, z, slot, res_ptr, dense_ptr, level, L, T)
         grad = tl.load(grad_out_ptr + (point * (L * F) + level * F)[:, None] + feature[None, :], mask=valid[:, None], other=0.0)
         scale = res.to(tl.float32)  # d position-in-cells / d x
         for k in tl.static_range(8):
