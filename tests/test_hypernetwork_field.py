@@ -131,3 +131,23 @@ def test_two_level_march_keeps_exactly_the_occupied_steps(resolution: int) -> No
     assert len(rays) > 1000
     assert torch.equal(ray_index, rays)
     torch.testing.assert_close(0.5 * (t_starts + t_ends), every[rays, steps])
+
+
+def test_occupancy_kept_up_to_date_per_object_equals_derived_at_once() -> None:
+    """The occupancy `update` keeps object by object equals deriving all grids from the densities anew."""
+    from hypnerf_ns.nerf.sampling import OccupancyGrids, occupancy_from_density
+
+    torch.manual_seed(0)
+    grids = OccupancyGrids(300, 8, AABB, density_threshold=1.0)
+    assert bool(grids.occupied().all()), "grids never updated count as fully occupied"
+    blob = torch.tensor([0.2, -0.1, 0.0])  # a dense ball, radius 0.2, a different size per object
+    for objects in (torch.arange(0, 120), torch.arange(100, 260), torch.tensor([7, 299])):
+        radius = 0.1 + objects[:, None].float() / 1000
+        grids.update(objects, lambda points, r=radius: 10.0 * ((points - blob).norm(dim=-1) < r).float())
+    kept = grids.occupied().clone()
+    expected = occupancy_from_density(grids.density, grids.density_threshold)
+    expected[~grids.updated] = True
+    assert torch.equal(kept, expected)
+    assert not bool(kept[:261].all()) and bool(kept[261:299].all())
+    grids._occupied = None  # derived anew (as after loading a checkpoint): the same
+    assert torch.equal(grids.occupied(), expected)
