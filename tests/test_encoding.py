@@ -20,7 +20,9 @@ def test_kernel_matches_reference_values_and_gradients(spec: HashGridSpec) -> No
     assert cpu_kernels() is not None, "the CPU kernel must build on this machine (C++ compiler + ninja)"
     torch.manual_seed(0)
     tables = torch.randn(3, spec.num_levels, spec.table_size, spec.features, requires_grad=True)
-    x = torch.rand(5000, 3, requires_grad=True)
+    x = torch.rand(5000, 3) * 1.2 - 0.1  # some points outside [0, 1]: clamped, so no gradient along that axis
+    x[:100] = torch.tensor([0.0, 1.0, 0.5])  # exactly on the bounds, where torch's clamp passes no gradient either
+    x.requires_grad_(True)
     slot = torch.randint(0, 3, (5000,))
     grad_out = torch.randn(5000, spec.output_dim)
 

@@ -31,7 +31,9 @@ struct Corners {
 inline void cell_corners(const float* p, const Level& level, int64_t table_size, bool with_derivative, Corners& c) {
   int32_t cell[3];
   float frac[3];
+  float dpos[3];  // d position / d point: the resolution inside (0, 1); 0 at and beyond the bounds, as torch's clamp
   for (int a = 0; a < 3; ++a) {
+    dpos[a] = (p[a] > 0.0f && p[a] < 1.0f) ? level.resolution : 0.0f;
     float v = std::fmin(std::fmax(p[a], 0.0f), 1.0f) * level.resolution;
     int32_t i = static_cast<int32_t>(std::floor(v));
     if (i > level.cells - 1) i = level.cells - 1;
@@ -54,9 +56,9 @@ inline void cell_corners(const float* p, const Level& level, int64_t table_size,
     c.weight[k] = wx * wy * wz;
     if (with_derivative) {
       const float sx = dx ? 1.0f : -1.0f, sy = dy ? 1.0f : -1.0f, sz = dz ? 1.0f : -1.0f;
-      c.dweight[k][0] = sx * wy * wz * level.resolution;
-      c.dweight[k][1] = wx * sy * wz * level.resolution;
-      c.dweight[k][2] = wx * wy * sz * level.resolution;
+      c.dweight[k][0] = sx * wy * wz * dpos[0];
+      c.dweight[k][1] = wx * sy * wz * dpos[1];
+      c.dweight[k][2] = wx * wy * sz * dpos[2];
     }
   }
 }
