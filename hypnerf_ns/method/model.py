@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 from nerfacc import accumulate_along_rays
@@ -125,7 +125,7 @@ class HypNeRFModel(Model):
         self.renderer_rgb = RGBRenderer(background_color="random")
         self.renderer_accumulation = AccumulationRenderer()
         self.controls = ObjectControls(self.codebook, self.hypernetwork, self.object_ids, cfg.active_object, cfg.text_mapping)
-        self._display: Optional[Tuple[Any, NeRFParams, Tensor]] = None  # (what, params, occupancy) shown
+        self._generated: Dict[Any, Tuple[NeRFParams, Tensor]] = {}  # what -> (params, occupancy), see `generated`
 
     # ---- objects and codes ---------------------------------------------------------------
     def object_index(self, object_id: str) -> int:
@@ -148,22 +148,28 @@ class HypNeRFModel(Model):
             )
         self.object_names = list(state["object_names"])
 
-    def _displayed(self) -> Tuple[NeRFParams, Tensor]:
-        """NeRF parameters [1, ...] and occupancy grid [1, G, G, G] (G: `display_occupancy_resolution`)
-        of what rays without an object show: the selected latent or finetuned NeRF file if any, else
-        what the viewer's controls show. Kept until that changes or a training step changes the prior."""
-        cfg = self.config
-        what = ("nerf", cfg.active_nerf) if cfg.active_nerf is not None else ("latent", cfg.active_latent) if cfg.active_latent is not None else self.controls.shown()
-        if self._display is None or self._display[0] != what:
+    def generated(self, what: Any, make_params: Callable[[], NeRFParams]) -> Tuple[NeRFParams, Tensor]:
+        """NeRF parameters [B, ...] and occupancy grids [B, G, G, G] (G: `display_occupancy_resolution`,
+        from the current density) of what `make_params` generates, kept under the key `what` until a
+        training step changes the prior. Everything rendered outside training (viewer, evaluation,
+        ns-render, exports) goes through here, so one object looks the same however it is asked for."""
+        if what not in self._generated:
+            if len(self._generated) >= 8:  # a handful of shown things at a time, not a growing store
+                self._generated.clear()
             with torch.no_grad():
-                if cfg.active_nerf is not None:
-                    params = FinetunedNeRF.load(cfg.active_nerf, self.hypernetwork).params
-                elif cfg.active_latent is not None:
-                    params = self.hypernetwork(load_codes(cfg.active_latent, self.hypernetwork))
-                else:
-                    params = self.hypernetwork(self.controls.codes())
-                self._display = (what, params, self.occupancy_of(params, cfg.display_occupancy_resolution))
-        return self._display[1], self._display[2]
+                params = make_params()
+                self._generated[what] = (params, self.occupancy_of(params, self.config.display_occupancy_resolution))
+        return self._generated[what]
+
+    def _displayed(self) -> Tuple[NeRFParams, Tensor]:
+        """NeRF parameters [1, ...] and occupancy grid [1, G, G, G] of what rays without an object show:
+        the selected latent or finetuned NeRF file if any, else what the viewer's controls show."""
+        cfg = self.config
+        if cfg.active_nerf is not None:
+            return self.generated(("nerf", cfg.active_nerf), lambda: FinetunedNeRF.load(cfg.active_nerf, self.hypernetwork).params)
+        if cfg.active_latent is not None:
+            return self.generated(("latent", cfg.active_latent), lambda: self.hypernetwork(load_codes(cfg.active_latent, self.hypernetwork)))
+        return self.generated(self.controls.shown(), lambda: self.hypernetwork(self.controls.codes()))
 
     # ---- rendering ---------------------------------------------------------------------------
     def density_at(self, points: Tensor, params: NeRFParams) -> Tensor:
@@ -186,8 +192,11 @@ class HypNeRFModel(Model):
         if "object_index" in metadata and (self.training or not self.config.show_active_only):
             ray_objects = metadata["object_index"].reshape(-1).long()
             objects, slot = torch.unique(ray_objects, return_inverse=True)
-            params = self.hypernetwork(self.codebook(objects, sample=self.training))
-            occupied = self.occupancy.occupied()[objects]
+            if self.training:
+                params = self.hypernetwork(self.codebook(objects, sample=True))
+                occupied = self.occupancy.occupied()[objects]
+            else:  # evaluation shows a training object exactly as the viewer does
+                params, occupied = self.generated(("objects", tuple(objects.tolist())), lambda: self.hypernetwork(self.codebook(objects, sample=False)))
         else:
             params, occupied = self._displayed()
             slot = torch.zeros(len(ray_bundle), dtype=torch.long, device=self.device)
@@ -292,8 +301,8 @@ class HypNeRFModel(Model):
         ]
 
     def forget_display(self, step: int) -> None:  # noqa: ARG002 - a training callback's signature
-        """The prior changed: what rays without an object show is generated anew."""
-        self._display = None
+        """The prior changed: what is shown outside training is generated anew."""
+        self._generated.clear()
 
     @torch.no_grad()
     def update_occupancy(self, step: int) -> None:
