@@ -4,7 +4,7 @@ For each N in `--counts`: a category of the 36 real dev chairs that are not held
 of the 42 is) plus N - 36 procedural chairs (`hypnerf-ns data procedural`), the real ones drawn
 `--real-share` of the time; the default hyp-nerf config trained for `--minutes` (nerfstudio's
 Trainer, as `ns-train hyp-nerf`); the image encoder trained (`hypnerf-ns encoder train`); then
-`hypnerf-ns eval --task generalization` on the 6 held-out real chairs from 1 and 3 views.
+`hypnerf-ns eval --task generalization` on the 6 held-out real chairs from 1 and 3 views (`--views`).
 Each N's run lives in its own folder under `--workdir` and is reused when complete (a session
 that stops resumes with the next N).
 
@@ -49,6 +49,8 @@ class Args:
     """The real dev chairs (42; every 7th is held out and evaluated)."""
     counts: List[int] = field(default_factory=lambda: [36, 300, 1000])
     """Training objects N of each run (36 = the real ones alone)."""
+    views: List[int] = field(default_factory=lambda: [1, 3])
+    """Input-view counts to evaluate (1 and/or 3), in this order; rows of other view counts in `--output` are kept."""
     minutes: float = 20.0
     """Training time of every run (equal budgets)."""
     real_share: float = 0.25
@@ -126,7 +128,8 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     if not (config_path.parent / "encoder.pt").is_file():
         entrypoint(["encoder", "train", "--load-config", str(config_path), "--steps", str(args.encoder_steps), "--views-per-object", str(args.encoder_views)])
     rows = []
-    for views, indices in INPUT_VIEWS.items():
+    for views in args.views:
+        indices = INPUT_VIEWS[views]
         report_path = run / f"generalization-{views}view.json"
         if not report_path.is_file():
             entrypoint(
@@ -163,10 +166,10 @@ def plot(rows: List[Dict[str, Any]], path: Path) -> None:
 
 
 def merged_rows(path: Path, new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The rows already in `path` (other N, e.g. from a run in another process) with `new` replacing those of the same N."""
-    counts = {r["training_objects"] for r in new}
+    """The rows already in `path` (other N or views, e.g. from a run in another process) with `new` replacing those of the same N and views."""
+    measured = {(r["training_objects"], r["views"]) for r in new}
     old = json.loads(path.read_text())["runs"] if path.is_file() else []
-    return sorted([r for r in old if r["training_objects"] not in counts] + new, key=lambda r: (r["training_objects"], r["views"]))
+    return sorted([r for r in old if (r["training_objects"], r["views"]) not in measured] + new, key=lambda r: (r["training_objects"], r["views"]))
 
 
 def main(args: Args) -> None:
