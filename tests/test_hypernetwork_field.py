@@ -151,3 +151,17 @@ def test_occupancy_kept_up_to_date_per_object_equals_derived_at_once() -> None:
     assert not bool(kept[:261].all()) and bool(kept[261:299].all())
     grids._occupied = None  # derived anew (as after loading a checkpoint): the same
     assert torch.equal(grids.occupied(), expected)
+
+
+def test_grouped_linear_values_and_gradients() -> None:
+    """Each object's rows through its own weights, an object with no samples included (double-precision gradcheck)."""
+    from hypnerf_ns.nerf.field import grouped_linear
+
+    torch.manual_seed(0)
+    counts = [5, 0, 7, 3]
+    x = torch.randn(15, 4, dtype=torch.double, requires_grad=True)
+    weight = torch.randn(4, 4, 6, dtype=torch.double, requires_grad=True)
+    bias = torch.randn(4, 6, dtype=torch.double, requires_grad=True)
+    expected = torch.cat([chunk @ weight[i] + bias[i] for i, chunk in enumerate(x.split(counts))])
+    torch.testing.assert_close(grouped_linear(x, weight, bias, counts), expected)
+    assert torch.autograd.gradcheck(lambda x, w, b: grouped_linear(x, w, b, counts), (x, weight, bias))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from nerfstudio.field_components.activations import trunc_exp
@@ -33,9 +33,37 @@ def grouped_linear(x: Tensor, weight: Tensor, bias: Tensor, counts: List[int]) -
     Returns:
         [P, out]
     """
-    if len(counts) == 1:
-        return torch.addmm(bias[0], x, weight[0])
-    return torch.cat([torch.addmm(bias[i], chunk, weight[i]) for i, chunk in enumerate(x.split(counts))])
+    return _GroupedLinear.apply(x, weight, bias, counts)
+
+
+class _GroupedLinear(torch.autograd.Function):
+    """`grouped_linear` with each object's product written straight into its rows of one output,
+    forward and backward: autograd through per-object slices would concatenate the pieces (and
+    their gradients) into new [P, .] tensors at every layer, ~10 full copies of the samples per step."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, counts: List[int]) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.counts = counts
+        out = x.new_empty(x.shape[0], weight.shape[2])
+        for i, (rows, out_rows) in enumerate(zip(x.split(counts), out.split(counts), strict=True)):
+            torch.addmm(bias[i], rows, weight[i], out=out_rows)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> Tuple[Optional[Tensor], ...]:
+        x, weight = ctx.saved_tensors
+        grads = grad_out.contiguous().split(ctx.counts)
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = x.new_empty(x.shape)
+            for i, (grad, grad_rows) in enumerate(zip(grads, grad_x.split(ctx.counts), strict=True)):
+                torch.mm(grad, weight[i].t(), out=grad_rows)
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.stack([rows.t() @ grad for rows, grad in zip(x.split(ctx.counts), grads, strict=True)])
+        if ctx.needs_input_grad[2]:
+            grad_bias = torch.stack([grad.sum(dim=0) for grad in grads])
+        return grad_x, grad_weight, grad_bias, None
 
 
 MAX_RAW_DENSITY = 15.0
