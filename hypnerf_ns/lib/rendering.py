@@ -55,8 +55,12 @@ def render_nerf(
     pieces = []
     for start in range(0, len(origins), chunk):
         part = slice(start, start + chunk)
+        # Only the NeRFs this chunk's rays see (a range of slots): scoring N candidates on the same
+        # rays otherwise marched and ran every chunk through all N grids and MLPs.
+        first, last = int(slot[part].min()), int(slot[part].max()) + 1
         outputs = model.render(
-            origins[part], directions[part], params, slot[part], occupied, background=background, jitter=jitter, normals=normals,
+            origins[part], directions[part], {name: value[first:last] for name, value in params.items()}, slot[part] - first,
+            occupied[first:last], background=background, jitter=jitter, normals=normals,
             nears=None if nears is None else nears[part], fars=None if fars is None else fars[part],
         )
         pieces.append({name: outputs[name] for name in names})
