@@ -22,7 +22,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Literal
 
 import torch
 import tyro
@@ -49,7 +49,7 @@ class Args:
     """The real dev chairs (42; every 7th is held out and evaluated)."""
     counts: List[int] = field(default_factory=lambda: [36, 300, 1000])
     """Training objects N of each run (36 = the real ones alone)."""
-    views: List[int] = field(default_factory=lambda: [1, 3])
+    views: List[Literal[1, 3]] = field(default_factory=lambda: [1, 3])
     """Input-view counts to evaluate (1 and/or 3), in this order; rows of other view counts in `--output` are kept."""
     minutes: float = 20.0
     """Training time of every run (equal budgets)."""

@@ -151,8 +151,10 @@ class HypNeRFModel(Model):
     def generated(self, what: Any, make_params: Callable[[], NeRFParams]) -> Tuple[NeRFParams, Tensor]:
         """NeRF parameters [B, ...] and occupancy grids [B, G, G, G] (G: `display_occupancy_resolution`,
         from the current density) of what `make_params` generates, kept under the key `what` until a
-        training step changes the prior. Everything rendered outside training (viewer, evaluation,
-        ns-render, exports) goes through here, so one object looks the same however it is asked for."""
+        training step changes the prior. Everything this model renders through nerfstudio outside
+        training (viewer, evaluation images, ns-render, ns-export) goes through here, so one object
+        looks the same however it is asked for. (The project's own tools render with `lib.rendering`,
+        whose grids are built by `occupancy_of` at the training resolution.)"""
         if what not in self._generated:
             if len(self._generated) >= 8:  # a handful of shown things at a time, not a growing store
                 self._generated.clear()
