@@ -125,8 +125,9 @@ class _HashEncodeCPU(torch.autograd.Function):
 def hash_encode(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGridSpec) -> Tensor:
     """`hash_encode_reference`, run by fused kernels where they are available: float32 points on
     CUDA use the Triton kernels (triton_encoding.py) when triton is installed, on the CPU the C++
-    kernel when it builds; anything else uses the reference. Under Triton's interpreter
-    (TRITON_INTERPRET=1) CPU tensors take the Triton path too: that is how CI runs it without a GPU.
+    kernel when it builds (1, 2, 4 or 8 features per entry); anything else uses the reference.
+    Under Triton's interpreter (TRITON_INTERPRET=1) CPU tensors take the Triton path too: that is
+    how CI runs it without a GPU.
 
     Shapes as in `hash_encode_reference`: x [P, 3], slot [P], tables [B, L, T, F] -> [P, L * F].
     """
@@ -136,7 +137,7 @@ def hash_encode(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGridSpec) -> 
         except ImportError:  # no triton: the reference
             return hash_encode_reference(x, slot, tables, spec)
         return hash_encode_triton(x, slot, tables, spec)
-    if x.device.type != "cpu" or x.dtype != torch.float32 or cpu_kernels() is None:
+    if x.device.type != "cpu" or x.dtype != torch.float32 or tables.shape[-1] not in (1, 2, 4, 8) or cpu_kernels() is None:
         return hash_encode_reference(x, slot, tables, spec)
     resolutions = torch.tensor(spec.resolutions, dtype=torch.int32)
     dense = torch.tensor(spec.dense_levels, dtype=torch.bool)
