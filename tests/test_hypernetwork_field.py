@@ -165,3 +165,14 @@ def test_grouped_linear_values_and_gradients() -> None:
     expected = torch.cat([chunk @ weight[i] + bias[i] for i, chunk in enumerate(x.split(counts))])
     torch.testing.assert_close(grouped_linear(x, weight, bias, counts), expected)
     assert torch.autograd.gradcheck(lambda x, w, b: grouped_linear(x, w, b, counts), (x, weight, bias))
+
+
+@pytest.mark.parametrize(("resolution", "cells"), [(32, 1), (64, 2), (5, 7)])
+def test_dilate_equals_a_max_pool_over_the_box(resolution: int, cells: int) -> None:
+    from hypnerf_ns.nerf.sampling import dilate
+
+    torch.manual_seed(0)
+    occupied = torch.rand(3, resolution, resolution, resolution) < 0.03
+    expected = torch.nn.functional.max_pool3d(occupied[:, None].float(), 2 * cells + 1, stride=1, padding=cells)[:, 0] > 0
+    assert occupied.any()
+    assert torch.equal(dilate(occupied, cells), expected)
