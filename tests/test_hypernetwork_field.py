@@ -153,7 +153,8 @@ def test_occupancy_kept_up_to_date_per_object_equals_derived_at_once() -> None:
     assert torch.equal(grids.occupied(), expected)
 
 
-def test_grouped_linear_values_and_gradients() -> None:
+@pytest.mark.parametrize("relu", [False, True])
+def test_grouped_linear_values_and_gradients(relu: bool) -> None:
     """Each object's rows through its own weights, an object with no samples included (double-precision gradcheck)."""
     from hypnerf_ns.nerf.field import grouped_linear
 
@@ -163,8 +164,11 @@ def test_grouped_linear_values_and_gradients() -> None:
     weight = torch.randn(4, 4, 6, dtype=torch.double, requires_grad=True)
     bias = torch.randn(4, 6, dtype=torch.double, requires_grad=True)
     expected = torch.cat([chunk @ weight[i] + bias[i] for i, chunk in enumerate(x.split(counts))])
-    torch.testing.assert_close(grouped_linear(x, weight, bias, counts), expected)
-    assert torch.autograd.gradcheck(lambda x, w, b: grouped_linear(x, w, b, counts), (x, weight, bias))
+    if relu:
+        assert bool((expected < 0).any()), "some outputs are cut by the ReLU"
+        expected = expected.relu()
+    torch.testing.assert_close(grouped_linear(x, weight, bias, counts, relu), expected)
+    assert torch.autograd.gradcheck(lambda x, w, b: grouped_linear(x, w, b, counts, relu), (x, weight, bias))
 
 
 @pytest.mark.parametrize(("resolution", "cells"), [(32, 1), (64, 2), (5, 7)])

@@ -23,17 +23,19 @@ from hypnerf_ns.nerf.encoding import HashGridSpec, hash_encode
 from hypnerf_ns.nerf.hypernetwork import NeRFParams, ParamShapes
 
 
-def grouped_linear(x: Tensor, weight: Tensor, bias: Tensor, counts: List[int]) -> Tensor:
-    """Per-object linear layer over samples grouped by object.
+def grouped_linear(x: Tensor, weight: Tensor, bias: Tensor, counts: List[int], relu: bool = False) -> Tensor:
+    """Per-object linear layer over samples grouped by object, optionally followed by a ReLU.
 
     Args:
         x: [P, in], the first counts[0] rows belong to object 0, the next counts[1] to object 1, ...
         weight: [B, in, out]; bias: [B, out]; counts: B ints summing to P.
+        relu: apply a ReLU to the output (in place, and masked in the backward pass, so the
+            activation costs no tensor of its own).
 
     Returns:
         [P, out]
     """
-    return _GroupedLinear.apply(x, weight, bias, counts)
+    return _GroupedLinear.apply(x, weight, bias, counts, relu)
 
 
 class _GroupedLinear(torch.autograd.Function):
@@ -42,17 +44,21 @@ class _GroupedLinear(torch.autograd.Function):
     their gradients) into new [P, .] tensors at every layer, ~10 full copies of the samples per step."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, counts: List[int]) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.counts = counts
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, counts: List[int], relu: bool) -> Tensor:
         out = x.new_empty(x.shape[0], weight.shape[2])
         for i, (rows, out_rows) in enumerate(zip(x.split(counts), out.split(counts), strict=True)):
             torch.addmm(bias[i], rows, weight[i], out=out_rows)
+        if relu:
+            out.relu_()
+        ctx.save_for_backward(x, weight, out if relu else None)
+        ctx.counts = counts
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> Tuple[Optional[Tensor], ...]:
-        x, weight = ctx.saved_tensors
+        x, weight, activated = ctx.saved_tensors
+        if activated is not None:
+            grad_out = torch.ops.aten.threshold_backward(grad_out, activated, 0.0)  # 0 where the ReLU cut
         grads = grad_out.contiguous().split(ctx.counts)
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
@@ -63,7 +69,7 @@ class _GroupedLinear(torch.autograd.Function):
             grad_weight = torch.stack([rows.t() @ grad for rows, grad in zip(x.split(ctx.counts), grads, strict=True)])
         if ctx.needs_input_grad[2]:
             grad_bias = torch.stack([grad.sum(dim=0) for grad in grads])
-        return grad_x, grad_weight, grad_bias, None
+        return grad_x, grad_weight, grad_bias, None, None
 
 
 MAX_RAW_DENSITY = 15.0
@@ -158,12 +164,12 @@ class HyperField(nn.Module):
     def _density_mlp(self, positions: Tensor, slot: Tensor, counts: List[int], p: NeRFParams) -> Tuple[Tensor, Tensor]:
         """Pre-activation density [P, 1] and geometry features [P, geo_feat_dim]."""
         features = hash_encode(self.normalize(positions), slot, p["tables"], self.grid)
-        h = torch.relu(grouped_linear(features, p["density_w0"], p["density_b0"], counts))
+        h = grouped_linear(features, p["density_w0"], p["density_b0"], counts, relu=True)
         out = grouped_linear(h, p["density_w1"], p["density_b1"], counts)
         return out[:, :1], out[:, 1:]
 
     def _color_mlp(self, geo: Tensor, directions: Tensor, counts: List[int], p: NeRFParams) -> Tensor:
         """rgb [P, 3] from geometry features [P, geo_feat_dim] and unit view directions [P, 3]."""
         sh = components_from_spherical_harmonics(self.sh_levels, directions)
-        h = torch.relu(grouped_linear(torch.cat([geo, sh], dim=-1), p["color_w0"], p["color_b0"], counts))
+        h = grouped_linear(torch.cat([geo, sh], dim=-1), p["color_w0"], p["color_b0"], counts, relu=True)
         return torch.sigmoid(grouped_linear(h, p["color_w1"], p["color_b1"], counts))

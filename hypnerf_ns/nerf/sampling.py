@@ -112,8 +112,8 @@ def packed_weights(densities: Tensor, deltas: Tensor, ray_index: Tensor, num_ray
     optical = densities * deltas
     # Exclusive prefix sum of optical depth within each ray, from one global cumsum in float64
     # (float32 loses the small per-ray sums against the large running total).
-    total = torch.cumsum(optical.double(), dim=0)
-    exclusive = total - optical.double()
+    optical64 = optical.double()
+    exclusive = torch.cumsum(optical64, dim=0) - optical64
     counts = torch.bincount(ray_index, minlength=num_rays)
     first = torch.cumsum(counts, dim=0) - counts
     within_ray = (exclusive - exclusive[first[ray_index]]).float()
