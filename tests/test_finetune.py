@@ -104,9 +104,13 @@ def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, unseen
     config, trainer, _ = trained
     model = trainer.pipeline.model
     config_path = config.get_base_dir() / "config.yml"
-    entrypoint(["denoiser", "train", "--load-config", str(config_path), "--steps", "5", "--inversion-steps", "3", "--inversions-per-object", "1", "--views-per-inversion", "2"])
+    entrypoint(
+        ["denoiser", "train", "--load-config", str(config_path), "--steps", "5", "--inversion-steps", "3", "--inversions-per-object", "1", "--views-per-inversion", "2", "--max-objects", "2"]
+    )
     denoiser = load_denoiser(config_path.parent / DENOISER_FILE, model)
     assert isinstance(denoiser, Denoiser)
+    report = torch.load(config_path.parent / DENOISER_FILE, weights_only=True)["report"]
+    assert report["pairs"] + report["held_out_pairs"] == 2 * 2, "2 of the 3 objects, 1 inversion x 2 views each"
 
     object_id = model.object_ids[1]
     output = tmp_path / "finetuned"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Type
+from typing import Any, Literal, Type
 
 import torch
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
@@ -21,6 +21,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from hypnerf_ns.files import save_torch_atomic
 from hypnerf_ns.method.checkpoints import checkpoint_path, newest_complete_step
+from hypnerf_ns.nerf.encoding import flush_denormals
 
 
 @dataclass
@@ -31,13 +32,19 @@ class HypNeRFTrainerConfig(TrainerConfig):
 
 
 class HypNeRFTrainer(Trainer):
-    """Trains on the CPU when the configured CUDA device is not there; saves and resumes safely."""
+    """Trains on the CPU when the configured CUDA device is not there (denormals flushed); saves and resumes safely."""
 
     def __init__(self, config: TrainerConfig, *args: Any, **kwargs: Any) -> None:
         if config.machine.device_type == "cuda" and not torch.cuda.is_available():
             CONSOLE.print("no CUDA device: training on the CPU")
             config.machine.device_type = "cpu"
         super().__init__(config, *args, **kwargs)
+
+    def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
+        """As nerfstudio's; on the CPU, denormal floats are then flushed to zero (see `flush_denormals`)."""
+        super().setup(test_mode)
+        if self.device == "cpu":
+            flush_denormals()
 
     def _load_checkpoint(self) -> None:
         """As nerfstudio's, but `--load-dir` without `--load-step` takes the newest *complete* checkpoint."""
