@@ -34,8 +34,8 @@ def mean_nerf(model):
 def test_denoiser_starts_as_identity_and_its_loss_falls(trained, three_chairs: Path) -> None:
     _, trainer, _ = trained
     model = trainer.pipeline.model
-    folders = [three_chairs / object_id for object_id in model.object_ids]
-    inputs, targets = training_pairs(model, folders, SCALE, inversions_per_object=1, views_per_inversion=3, steps=5, seed=0)
+    objects = [(index, three_chairs / object_id) for index, object_id in enumerate(model.object_ids)]
+    inputs, targets = training_pairs(model, objects, SCALE, inversions_per_object=1, views_per_inversion=3, steps=5, seed=0)
     assert inputs.shape == targets.shape == (9, 4, 32, 32)
     assert float(inputs[:, 3].mean()) > 0.02, "the inverted NeRFs render something"
     denoiser = Denoiser(width=8)
@@ -44,6 +44,24 @@ def test_denoiser_starts_as_identity_and_its_loss_falls(trained, three_chairs: P
     log = train_denoiser(denoiser, inputs, targets, steps=150, batch_size=9, lr=3e-3)
     assert np.mean(log.losses[-10:]) < 0.8 * np.mean(log.losses[:10]), (log.losses[:10], log.losses[-10:])
     assert log.kept_step == 150 and not log.validation_psnr
+
+
+def test_denoiser_pairs_leave_out_each_objects_own_code(trained, three_chairs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subset of the objects (as `denoiser train --max-objects` takes) is inverted with its own code excluded, not its position's."""
+    import hypnerf_ns.tasks.denoise as denoise
+
+    _, trainer, _ = trained
+    model = trainer.pipeline.model
+    excluded = []
+    real_best_start = denoise.best_start
+
+    def recording_best_start(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - best_start's signature
+        excluded.append(kwargs["exclude"])
+        return real_best_start(*args, **kwargs)
+
+    monkeypatch.setattr(denoise, "best_start", recording_best_start)
+    training_pairs(model, [(2, three_chairs / model.object_ids[2])], SCALE, inversions_per_object=1, views_per_inversion=1, steps=1, seed=0)
+    assert excluded == [2]
 
 
 def test_denoiser_training_keeps_the_weights_best_on_held_out_pairs() -> None:

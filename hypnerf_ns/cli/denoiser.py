@@ -45,15 +45,15 @@ class TrainDenoiser:
         start_time = time.perf_counter()
         prior = load_prior(self.load_config)
         model, scale = prior.model, prior.scale
-        folders = [prior.training_folder(object_id) for object_id in model.object_ids]
+        objects = list(enumerate(prior.training_folder(object_id) for object_id in model.object_ids))
         if self.max_objects is not None:
-            folders = folders[:: math.ceil(len(folders) / max(1, self.max_objects))]
+            objects = objects[:: math.ceil(len(objects) / max(1, self.max_objects))]
         with progress_bar(info=True) as progress:
-            task = progress.add_task("rendering pairs", total=len(folders), info="")
+            task = progress.add_task("rendering pairs", total=len(objects), info="")
             inputs, targets = training_pairs(
-                model, folders, scale, self.inversions_per_object, self.views_per_inversion, self.inversion_steps, self.seed, on_object=lambda: progress.advance(task)
+                model, objects, scale, self.inversions_per_object, self.views_per_inversion, self.inversion_steps, self.seed, on_object=lambda: progress.advance(task)
             )
-            held_out = max(1, round(len(folders) * self.validation_fraction)) * self.inversions_per_object * self.views_per_inversion if len(folders) > 1 else 0
+            held_out = max(1, round(len(objects) * self.validation_fraction)) * self.inversions_per_object * self.views_per_inversion if len(objects) > 1 else 0
             split = len(inputs) - held_out
             denoiser = Denoiser(self.width)
             task = progress.add_task("training", total=self.steps, info="")

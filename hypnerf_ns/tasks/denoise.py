@@ -86,10 +86,11 @@ def as_straight_rgba(images: Tensor) -> Tensor:
 
 
 def training_pairs(
-    model: HypNeRFModel, folders: List[Path], scale: float, inversions_per_object: int, views_per_inversion: int, steps: int, seed: int,
-    on_object: Optional[Callable[[], None]] = None,
+    model: HypNeRFModel, objects: List[Tuple[int, Path]], scale: float, inversions_per_object: int, views_per_inversion: int, steps: int,
+    seed: int, on_object: Optional[Callable[[], None]] = None,
 ) -> Tuple[Tensor, Tensor]:
-    """(renders, ground truth), each [N, 4, H, W], of the training objects (`folders`, codebook order).
+    """(renders, ground truth), each [N, 4, H, W], of training objects given as (index in the
+    codebook, folder), all of them or a subset.
 
     Each object is inverted `inversions_per_object` times from one random training view of it as
     if it were unseen (its own code excluded from the starting candidates, `steps` steps), and the
@@ -97,7 +98,7 @@ def training_pairs(
     """
     generator = torch.Generator().manual_seed(seed)
     inputs, targets = [], []
-    for index, folder in enumerate(folders):
+    for index, folder in objects:
         views = load_posed_pixels(folder, "train", None, scale, model.device)
         height, width = views.size
         for _ in range(inversions_per_object):
