@@ -25,6 +25,10 @@ from hypnerf_ns.nerf.hash_grid import PRIMES, HashGridSpec
 logger = logging.getLogger(__name__)
 
 
+KERNEL_FEATURES = (1, 2, 4, 8)
+"""Features per table entry the C++ kernel is compiled for (its HASH_ENCODING_DISPATCH); others use the reference."""
+
+
 def hash_encode_reference(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGridSpec) -> Tensor:
     """Encode points with the hash grid of the object each point belongs to (pure torch).
 
@@ -107,7 +111,8 @@ def flush_denormals() -> bool:
     arithmetic is ~10x slower: by step 1,500 on the dev chairs a quarter of the table head's
     moments were denormal and its fused-Adam step took 55 ms instead of 6.6 (A/B in one process).
     Values below 1.2e-38 become 0. Threads torch starts later (a higher `torch.set_num_threads`)
-    are not covered. Returns False where the kernels or the CPU do not support it.
+    are not covered. Returns False where the kernels or the CPU do not support it. (It lives in
+    the hash-encoding C++ extension because that is the project's one compiled module.)
     """
     kernels = cpu_kernels()
     return kernels is not None and bool(kernels.set_flush_denormal_all_threads(True))
@@ -151,7 +156,7 @@ def hash_encode(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGridSpec) -> 
         except ImportError:  # no triton: the reference
             return hash_encode_reference(x, slot, tables, spec)
         return hash_encode_triton(x, slot, tables, spec)
-    if x.device.type != "cpu" or x.dtype != torch.float32 or tables.shape[-1] not in (1, 2, 4, 8) or cpu_kernels() is None:
+    if x.device.type != "cpu" or x.dtype != torch.float32 or tables.shape[-1] not in KERNEL_FEATURES or cpu_kernels() is None:
         return hash_encode_reference(x, slot, tables, spec)
     resolutions = torch.tensor(spec.resolutions, dtype=torch.int32)
     dense = torch.tensor(spec.dense_levels, dtype=torch.bool)

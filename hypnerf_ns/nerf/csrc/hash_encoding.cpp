@@ -4,6 +4,7 @@
 // the points, so no [P, L, 8, F] intermediate is ever built. The forward pass and the gradient
 // with respect to the points are parallel over points; the gradient with respect to the
 // tables is parallel over levels, so no two threads ever add into the same table row.
+// Also here, as the project's one compiled module: flushing denormals in every worker thread.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -29,13 +30,13 @@ struct Level {
 struct Corners {
   uint32_t row[8];
   float weight[8];
-  float frac[3];   // position within the cell, per axis
+  float axis_weight[3][2];  // per-axis weight of the cell's vertex 0 and 1 (weight[k] is their product)
   float dpos[3];   // d position / d point: the resolution inside (0, 1); 0 at and beyond the bounds, as torch's clamp
 };
 
 inline void cell_corners(const float* p, const Level& level, uint32_t mask, Corners& c) {
   uint32_t part[3][2];  // per-axis index contribution of vertex 0 and 1
-  float w[3][2];        // per-axis weight of vertex 0 and 1
+  float (&w)[3][2] = c.axis_weight;
   for (int a = 0; a < 3; ++a) {
     const float clamped = p[a] > 0.0f ? (p[a] < 1.0f ? p[a] : 1.0f) : 0.0f;
     c.dpos[a] = (p[a] > 0.0f && p[a] < 1.0f) ? level.resolution : 0.0f;
@@ -43,7 +44,6 @@ inline void cell_corners(const float* p, const Level& level, uint32_t mask, Corn
     int32_t i = static_cast<int32_t>(v);  // floor: v >= 0
     if (i > level.last_cell) i = level.last_cell;
     const float frac = v - static_cast<float>(i);
-    c.frac[a] = frac;
     w[a][0] = 1.0f - frac;
     w[a][1] = frac;
     const uint32_t u = static_cast<uint32_t>(i);
@@ -133,9 +133,7 @@ void backward_points(const float* gp, const float* xp, const int32_t* sp, const 
         const float* g = gp + (p * L + l) * F;
         for (int k = 0; k < 8; ++k) {
           const int dx = k >> 2 & 1, dy = k >> 1 & 1, dz = k & 1;
-          const float wx = dx ? c.frac[0] : 1.0f - c.frac[0];
-          const float wy = dy ? c.frac[1] : 1.0f - c.frac[1];
-          const float wz = dz ? c.frac[2] : 1.0f - c.frac[2];
+          const float wx = c.axis_weight[0][dx], wy = c.axis_weight[1][dy], wz = c.axis_weight[2][dz];
           const float* row = table + static_cast<int64_t>(c.row[k]) * F;
           float dot = 0.0f;
           for (int f = 0; f < F; ++f) dot += row[f] * g[f];
