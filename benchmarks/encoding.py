@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from hypnerf_ns.files import write_text_atomic
-from hypnerf_ns.nerf.encoding import HashGridSpec, cpu_kernels, hash_encode, hash_encode_reference
+from hypnerf_ns.nerf.cpu_kernels import cpu_kernels
+from hypnerf_ns.nerf.encoding import HashGridSpec, hash_encode, hash_encode_reference
 
 
 @dataclass

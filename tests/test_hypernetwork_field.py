@@ -107,10 +107,19 @@ def test_huge_raw_density_stays_finite_and_does_not_spoil_other_rays() -> None:
     assert torch.allclose(weights[3:], alone), "the next ray is unaffected"
 
 
+@pytest.mark.parametrize("path", ["cpu kernel", "tensor ops"])
 @pytest.mark.parametrize("resolution", [32, 64])
-def test_two_level_march_keeps_exactly_the_occupied_steps(resolution: int) -> None:
-    """`march` equals testing every step of every ray against the grids (sparse random grids, jittered rays)."""
+def test_march_keeps_exactly_the_occupied_steps(resolution: int, path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`march` equals testing every step of every ray against the grids (sparse random grids,
+    jittered rays), by the C++ kernel and by the two-level tensor march (CUDA's), bit for bit."""
+    from hypnerf_ns.nerf import sampling
+    from hypnerf_ns.nerf.cpu_kernels import cpu_kernels
     from hypnerf_ns.nerf.sampling import march, ray_aabb
+
+    if path == "cpu kernel":
+        assert cpu_kernels() is not None
+    else:
+        monkeypatch.setattr(sampling, "cpu_kernels", lambda: None)
 
     torch.manual_seed(0)
     aabb = torch.tensor([[-0.5] * 3, [0.5] * 3])
@@ -131,6 +140,31 @@ def test_two_level_march_keeps_exactly_the_occupied_steps(resolution: int) -> No
     assert len(rays) > 1000
     assert torch.equal(ray_index, rays)
     torch.testing.assert_close(0.5 * (t_starts + t_ends), every[rays, steps])
+
+
+@pytest.mark.parametrize("jitter", [True, False])
+def test_march_kernel_equals_tensor_march_bit_for_bit(jitter: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CPU kernel and the two-level tensor march give identical samples in a box that is not
+    the unit cube (the cell arithmetic divides by its extent), rays inside and outside the box."""
+    from hypnerf_ns.nerf import sampling
+    from hypnerf_ns.nerf.sampling import march, ray_aabb
+
+    torch.manual_seed(0)
+    aabb = torch.tensor([[-0.6, -0.5, -0.45], [0.7, 0.5, 0.55]])
+    occupied = torch.rand(3, 32, 32, 32) < 0.05
+    origins = torch.cat([torch.nn.functional.normalize(torch.randn(700, 3), dim=-1) * 1.9, torch.rand(100, 3) - 0.5])
+    directions = torch.nn.functional.normalize(torch.rand(800, 3) * 0.8 - 0.4 - origins, dim=-1)
+    grid_of_ray = torch.randint(0, 3, (800,)).sort().values
+    t_near, t_far = ray_aabb(origins, directions, aabb)
+    results = []
+    for kernel in (True, False):
+        if not kernel:
+            monkeypatch.setattr(sampling, "cpu_kernels", lambda: None)
+        torch.manual_seed(1)
+        results.append(march(origins, directions, t_near, t_far, 1.0 / 100, occupied, grid_of_ray, aabb, jitter=jitter))
+    assert len(results[0][0]) > 1000
+    for from_kernel, from_tensors in zip(*results):
+        assert torch.equal(from_kernel, from_tensors)
 
 
 def test_occupancy_kept_up_to_date_per_object_equals_derived_at_once() -> None:

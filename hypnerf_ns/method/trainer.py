@@ -21,7 +21,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from hypnerf_ns.files import save_torch_atomic
 from hypnerf_ns.method.checkpoints import checkpoint_path, newest_complete_step
-from hypnerf_ns.nerf.encoding import flush_denormals
+from hypnerf_ns.nerf.cpu_kernels import flush_denormals
 
 
 @dataclass

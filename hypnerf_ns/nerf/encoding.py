@@ -10,20 +10,14 @@ collisions); finer levels use the spatial hash of Instant-NGP. Index math is int
 
 from __future__ import annotations
 
-import logging
 import os
-from functools import cache
-from pathlib import Path
-from types import ModuleType
 from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
+from hypnerf_ns.nerf.cpu_kernels import cpu_kernels
 from hypnerf_ns.nerf.hash_grid import PRIMES, HashGridSpec
-
-logger = logging.getLogger(__name__)
-
 
 KERNEL_FEATURES = (1, 2, 4, 8)
 """Features per table entry the C++ kernel is compiled for (its HASH_ENCODING_DISPATCH); others use the reference."""
@@ -77,45 +71,6 @@ def hash_encode_reference(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGri
     wz = torch.stack((1 - frac[..., 2], frac[..., 2]), dim=-1)
     weight = (wx[..., :, None, None] * wy[..., None, :, None] * wz[..., None, None, :]).reshape(-1, num_levels, 8)
     return (corner_features * weight[..., None]).sum(dim=2).reshape(x.shape[0], num_levels * features)
-
-
-@cache
-def cpu_kernels() -> Optional[ModuleType]:
-    """The fused CPU kernels (csrc/hash_encoding.cpp), compiled on first use and cached by torch.
-
-    Returns None (and logs why, once) when they cannot be built, e.g. without a C++ compiler.
-    """
-    from nerfstudio.utils.rich_utils import CONSOLE
-    from torch.utils.cpp_extension import load_inline
-
-    CONSOLE.print("Loading the fused hash-encoding CPU kernel (compiled once, about a minute the first time)")
-    source = (Path(__file__).parent / "csrc" / "hash_encoding.cpp").read_text()
-    try:
-        return load_inline(
-            name="hypnerf_hash_encoding",
-            cpp_sources=[source],
-            functions=["hash_encode_forward", "hash_encode_backward_tables", "hash_encode_backward_points", "set_flush_denormal_all_threads"],
-            extra_cflags=["-O3", "-fopenmp"],  # no -march=native / -ffast-math: the same results on every x86-64 CPU
-            extra_ldflags=["-fopenmp"],
-        )
-    except Exception as error:  # noqa: BLE001 - any build failure means: use the reference
-        logger.warning("hash-encoding CPU kernel unavailable (%s); using the slower pure-torch encoding", error)
-        return None
-
-
-def flush_denormals() -> bool:
-    """Flush denormal floats to zero (FTZ/DAZ) in this thread and in torch's CPU worker threads.
-
-    Adam's first moment of a parameter whose gradient stays zero (hash entries no sample of a
-    batch touches, dead hypernetwork units) decays through the denormal range, where x86
-    arithmetic is ~10x slower: by step 1,500 on the dev chairs a quarter of the table head's
-    moments were denormal and its fused-Adam step took 55 ms instead of 6.6 (A/B in one process).
-    Values below 1.2e-38 become 0. Threads torch starts later (a higher `torch.set_num_threads`)
-    are not covered. Returns False where the kernels or the CPU do not support it. (It lives in
-    the hash-encoding C++ extension because that is the project's one compiled module.)
-    """
-    kernels = cpu_kernels()
-    return kernels is not None and bool(kernels.set_flush_denormal_all_threads(True))
 
 
 class _HashEncodeCPU(torch.autograd.Function):

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hypnerf_ns.nerf.cpu_kernels import cpu_kernels
+
 
 def ray_aabb(origins: Tensor, directions: Tensor, aabb: Tensor, near: float = 0.0) -> Tuple[Tensor, Tensor]:
     """Entry and exit distances of rays through an axis-aligned box.
@@ -47,7 +49,8 @@ def march(
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """Evenly spaced samples along each ray, kept only in occupied cells of the ray's grid.
 
-    Marches in two levels, with the same result as testing every step: intervals of about 4
+    On the CPU a C++ kernel walks each ray step by step (cpu_kernels.py; the same samples, bit
+    for bit). Elsewhere, in tensor operations, it marches in two levels, with the same result as testing every step: intervals of about 4
     steps are tested first, at their middles, against coarse grids (cells about 4 steps wide:
     the grids max-pooled, then dilated by one cell, as an interval no longer than a cell lies
     within a cell of its middle), and only the steps of intervals that pass are tested one by
@@ -75,6 +78,13 @@ def march(
         empty = origins.new_zeros((0,))
         return empty.long(), empty, empty
     offset = torch.rand(num_rays, device=origins.device) if jitter else torch.full((num_rays,), 0.5, device=origins.device)
+    kernels = cpu_kernels() if origins.device.type == "cpu" and origins.dtype == torch.float32 else None
+    if kernels is not None:
+        ray_index, t = kernels.march_occupied(
+            origins.contiguous(), directions.contiguous(), t_near.contiguous(), t_far.contiguous(), offset, step,
+            occupied.contiguous(), grid_of_ray.long().contiguous(), aabb.float().contiguous(),
+        )
+        return ray_index, t - 0.5 * step, t + 0.5 * step
 
     def occupied_at(grids: Tensor, ray: Tensor, t: Tensor) -> Tensor:
         """Whether the points at distances t (any shape; rays `ray` broadcast alike) lie in occupied cells of `grids`."""

@@ -4,7 +4,6 @@
 // the points, so no [P, L, 8, F] intermediate is ever built. The forward pass and the gradient
 // with respect to the points are parallel over points; the gradient with respect to the
 // tables is parallel over levels, so no two threads ever add into the same table row.
-// Also here, as the project's one compiled module: flushing denormals in every worker thread.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -192,13 +191,4 @@ torch::Tensor hash_encode_backward_points(torch::Tensor grad_out, torch::Tensor 
   HASH_ENCODING_DISPATCH(F, CALL)
 #undef CALL
   return grad_x;
-}
-
-// Flush denormal floats to zero (FTZ/DAZ) in the calling thread and in every thread of torch's
-// intra-op pool (torch.set_flush_denormal sets the calling thread only): a parallel_for over as
-// many items as threads hands each thread exactly one. Returns whether the CPU supports it.
-bool set_flush_denormal_all_threads(bool on) {
-  const bool supported = at::globalContext().setFlushDenormal(on);
-  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) { at::globalContext().setFlushDenormal(on); });
-  return supported;
 }
