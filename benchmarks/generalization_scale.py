@@ -68,6 +68,8 @@ class Args:
     """torch threads per run: the budget is the run's own CPU time, so runs may share the machine."""
     search_pixels: int = 1024
     """Input pixels on which eval's `nearest` scores every training code (its cost grows with N)."""
+    save_minutes: float = 10.0
+    """Wall minutes between checkpoints of a training run (a stopped run resumes from the last)."""
     seed: int = 0
 
 
@@ -86,7 +88,8 @@ def category_of(args: Args, count: int, root: Path) -> Dict[str, int]:
 
 def train(args: Args, data: Path, run: Path) -> Path:
     """Train for the budget of CPU time (`time.process_time`, so that runs sharing the machine get
-    equal work); save the checkpoint and config; return the config path."""
+    equal work); save the checkpoint and config; return the config path. A checkpoint and the CPU
+    time spent are saved every `--save-minutes`, and a stopped run resumes from them."""
     config = copy.deepcopy(hyp_nerf.config)
     config.pipeline.datamanager.data = data
     config.pipeline.datamanager.dataparser.data = data
@@ -97,20 +100,32 @@ def train(args: Args, data: Path, run: Path) -> Path:
     config.timestamp = "run"
     config.machine.seed = args.seed
     config.steps_per_save = 10**9
-    torch.manual_seed(args.seed)
+    progress_file = run / "train-progress.json"
+    seconds, step = 0.0, 0
+    if progress_file.is_file():
+        saved = json.loads(progress_file.read_text())
+        seconds, step = saved["cpu_seconds"], saved["step"] + 1
+        config.load_dir = config.get_base_dir() / "nerfstudio_models"
+        config.load_step = saved["step"]
+    torch.manual_seed(args.seed + step)
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     config.save_config()
-    seconds, step = 0.0, 0
+    last_save = time.perf_counter()
     with progress_bar(info=True) as progress:
-        task = progress.add_task(f"training on {data}", total=round(args.minutes * 60), info="")
+        task = progress.add_task(f"training on {data}", total=round(args.minutes * 60), completed=seconds, info="")
         while seconds < args.minutes * 60:
             before = time.process_time()
             result = train_step(trainer, step)
             seconds += time.process_time() - before
-            step += 1
             progress.update(task, completed=min(seconds, args.minutes * 60), info=f"step {step} loss {result.loss:.4f}")
+            if time.perf_counter() - last_save > args.save_minutes * 60:
+                trainer.save_checkpoint(step)
+                write_text_atomic(progress_file, json.dumps({"cpu_seconds": seconds, "step": step}))
+                last_save = time.perf_counter()
+            step += 1
     trainer.save_checkpoint(step - 1)
+    write_text_atomic(progress_file, json.dumps({"cpu_seconds": seconds, "step": step - 1}))
     return config.get_base_dir() / "config.yml"
 
 
