@@ -34,6 +34,9 @@ class TrainDenoiser:
     lr: float = 1e-3
     width: int = 32
     """Channels of the U-Net at full resolution."""
+    search_pixels: int = 4096
+    """Pixels of the input view on which each inversion scores every training code for its start
+    (the search renders all of them: lower it for priors of thousands of objects)."""
     max_objects: Optional[int] = None
     """Use at most about this many training objects, evenly spaced over the prior's list (every k-th):
     each costs ~15 s of inversions, so a thousand-object prior would take hours."""
@@ -51,7 +54,7 @@ class TrainDenoiser:
         with progress_bar(info=True) as progress:
             task = progress.add_task("rendering pairs", total=len(objects), info="")
             inputs, targets = training_pairs(
-                model, objects, scale, self.inversions_per_object, self.views_per_inversion, self.inversion_steps, self.seed, on_object=lambda: progress.advance(task)
+                model, objects, scale, self.inversions_per_object, self.views_per_inversion, self.inversion_steps, self.seed, self.search_pixels, on_object=lambda: progress.advance(task)
             )
             held_out = max(1, round(len(objects) * self.validation_fraction)) * self.inversions_per_object * self.views_per_inversion if len(objects) > 1 else 0
             split = len(inputs) - held_out

@@ -87,14 +87,15 @@ def as_straight_rgba(images: Tensor) -> Tensor:
 
 def training_pairs(
     model: HypNeRFModel, objects: List[Tuple[int, Path]], scale: float, inversions_per_object: int, views_per_inversion: int, steps: int,
-    seed: int, on_object: Optional[Callable[[], None]] = None,
+    seed: int, search_pixels: int = 4096, on_object: Optional[Callable[[], None]] = None,
 ) -> Tuple[Tensor, Tensor]:
     """(renders, ground truth), each [N, 4, H, W], of training objects given as (index in the
     codebook, folder), all of them or a subset.
 
     Each object is inverted `inversions_per_object` times from one random training view of it as
-    if it were unseen (its own code excluded from the starting candidates, `steps` steps), and the
-    inverted NeRF renders that view and `views_per_inversion` - 1 other random training views.
+    if it were unseen (its own code excluded from the starting candidates, which are scored on
+    `search_pixels` of the view: that search renders every training code, so its cost grows
+    with the prior's objects; `steps` steps), and the inverted NeRF renders that view and `views_per_inversion` - 1 other random training views.
     """
     generator = torch.Generator().manual_seed(seed)
     inputs, targets = [], []
@@ -104,7 +105,7 @@ def training_pairs(
         for _ in range(inversions_per_object):
             chosen = torch.randperm(views.num_views, generator=generator)[:views_per_inversion].tolist()
             source = views.select(torch.nonzero(views.view_of_ray == chosen[0])[:, 0])
-            start, _ = best_start(model, source, seed=seed, exclude=index)
+            start, _ = best_start(model, source, count=search_pixels, seed=seed, exclude=index)
             params = model.hypernetwork(invert(model, source, start, steps, seed=seed))
             for view in chosen:
                 pixels = views.select(torch.nonzero(views.view_of_ray == view)[:, 0])
