@@ -16,7 +16,7 @@ from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.views import load_posed_pixels
 from hypnerf_ns.nerf.hypernetwork import Codes
 from hypnerf_ns.nerf.latent_files import Latent, load_codes
-from hypnerf_ns.tasks.inversion import best_start, candidate_codes, invert
+from hypnerf_ns.tasks.inversion import best_start, candidate_codes, invert, invert_blend
 
 SCALE = 0.25  # the trained fixture's image scale (32 px)
 
@@ -28,6 +28,30 @@ def test_best_start_finds_the_object_of_its_own_views(shown_model, three_chairs:
         start, ranking = best_start(model, pixels)
         assert ranking[0][0] == object_id, ranking
         assert torch.equal(start.shape, model.codebook.shape_mean[index : index + 1].detach())
+
+
+def test_best_start_ranks_k_codes_best_first(shown_model, three_chairs: Path) -> None:
+    model = shown_model
+    pixels = load_posed_pixels(three_chairs / model.object_ids[2], "test", [0, 1], SCALE, model.device)
+    top, ranking = best_start(model, pixels, k=2)
+    for row, (name, _) in enumerate(ranking[:2]):
+        index = len(model.object_ids) if name == "mean code" else model.object_index(name)
+        expected = candidate_codes(model)[0].shape[index]
+        assert torch.equal(top.shape[row], expected), (row, name)
+
+
+def test_blend_inversion_moves_from_a_wrong_start_to_the_right_object(trained, three_chairs: Path) -> None:
+    _, trainer, _ = trained
+    model = trainer.pipeline.model
+    pixels = load_posed_pixels(three_chairs / model.object_ids[0], "train", [0], SCALE, model.device)
+    test = load_posed_pixels(three_chairs / model.object_ids[0], "test", None, SCALE, model.device)
+    candidates = model.codebook(torch.tensor([1, 2, 0]), sample=False)  # the right object last
+    with torch.no_grad():
+        before = score_nerf(model, model.hypernetwork(Codes(candidates.shape[:1], candidates.color[:1])), test)[0]["psnr"]
+    blended = invert_blend(model, pixels, Codes(candidates.shape.detach(), candidates.color.detach()), steps=40)
+    with torch.no_grad():
+        after = score_nerf(model, model.hypernetwork(blended), test)[0]["psnr"]
+    assert after > before + 1.0, (before, after)
 
 
 def test_inversion_from_the_mean_code_fits_the_input_views(trained, three_chairs: Path) -> None:

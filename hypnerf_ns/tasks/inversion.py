@@ -41,11 +41,11 @@ def candidate_codes(model: HypNeRFModel) -> Tuple[Codes, Tensor, List[str]]:
 
 
 def best_start(
-    model: HypNeRFModel, pixels: PosedPixels, count: int = 4096, seed: int = 0, exclude: Optional[int] = None
+    model: HypNeRFModel, pixels: PosedPixels, count: int = 4096, seed: int = 0, exclude: Optional[int] = None, k: int = 1
 ) -> Tuple[Codes, List[Tuple[str, float]]]:
-    """The candidate code (training objects' and the mean) that best renders a sample of `pixels`,
-    and every candidate's name and error, best first; training object `exclude` is left out (to
-    simulate an object the prior never saw)."""
+    """The `k` candidate codes [k, D] (training objects' and the mean) that best render a sample
+    of `count` of `pixels`, best first, and every candidate's name and error, best first;
+    training object `exclude` is left out (to simulate an object the prior never saw)."""
     generator = torch.Generator().manual_seed(seed)
     sample = pixels.select(torch.randperm(len(pixels.origins), generator=generator)[:count].to(pixels.origins.device))
     candidates, occupied, names = candidate_codes(model)
@@ -53,8 +53,8 @@ def best_start(
     if exclude is not None:
         errors[exclude] = float("inf")
     order = torch.argsort(errors).tolist()
-    best = order[0]
-    return Codes(candidates.shape[best : best + 1], candidates.color[best : best + 1]), [(names[k], float(errors[k])) for k in order]
+    best = torch.tensor(order[:k], device=candidates.shape.device)
+    return Codes(candidates.shape[best], candidates.color[best]), [(names[i], float(errors[i])) for i in order]
 
 
 def optimise(
@@ -146,6 +146,29 @@ def invert(
         regulariser=lambda params, occupied: prior_weight * 0.5 * (shape.square().sum() + color.square().sum()), seed=seed, on_step=on_step,
     )
     return Codes(shape.detach(), color.detach())
+
+
+def invert_blend(model: HypNeRFModel, pixels: PosedPixels, candidates: Codes, steps: int = 50, lr: float = 0.1, seed: int = 0) -> Codes:
+    """The codes [1, D] in the convex hull of `candidates` [K, D] (best first) that best render
+    `pixels`: softmax weights over the candidates, shape and colour separately, optimised with
+    the hypernetwork frozen, starting peaked on the first candidate.
+
+    Blends of training codes stay on the thin manifold the prior decodes into objects
+    (`Codebook.blends`); a free code fitted to one view can leave it and render fog from every
+    other view. So the blend comes first and `invert` only polishes it.
+    """
+    logits = torch.zeros(2, len(candidates.shape), device=candidates.shape.device)
+    logits[:, 0] = 2.0
+    logits.requires_grad_(True)
+
+    def blended() -> Codes:
+        weights = torch.softmax(logits, dim=-1)
+        return Codes(weights[:1] @ candidates.shape, weights[1:] @ candidates.color)
+
+    fit(model, pixels, [logits], lambda: model.hypernetwork(blended()), steps, lr=lr, seed=seed)
+    with torch.no_grad():
+        codes = blended()
+    return Codes(codes.shape.detach(), codes.color.detach())
 
 
 def fresh_params(model: HypNeRFModel, seed: int = 0) -> NeRFParams:
