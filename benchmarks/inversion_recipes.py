@@ -9,6 +9,8 @@ the input views `--views`, each recipe's codes are scored on all test views (PSN
 - `blendK`:         softmax weights over the K best training codes (`invert_blend`)
 - `blendK+free`:    `blendK`, then `invert` from there for `--steps`
 
+One search per object ranks the training codes; every recipe's seconds include it.
+
     python benchmarks/inversion_recipes.py --load-config outputs/scale-study/n1000/study/hyp-nerf/run/config.yml \\
         --data ../shared/data/chairs-dev --views 0
 
@@ -60,19 +62,19 @@ class Args:
     output: Path = Path("benchmarks/results/inversion-recipes.json")
 
 
-def recipes(args: Args) -> Dict[str, Callable[[HypNeRFModel, PosedPixels], Codes]]:
-    """Recipe name -> function of (model, input pixels) giving codes [1, D]."""
+def recipes(args: Args) -> Dict[str, Callable[[HypNeRFModel, PosedPixels, Codes], Codes]]:
+    """Recipe name -> function of (model, input pixels, the best training codes [K, D] best
+    first, from one shared search) giving codes [1, D]."""
 
-    def nearest(model: HypNeRFModel, pixels: PosedPixels) -> Codes:
-        return best_start(model, pixels, count=args.search_pixels)[0]
+    def nearest(model: HypNeRFModel, pixels: PosedPixels, top: Codes) -> Codes:
+        return Codes(top.shape[:1], top.color[:1])
 
-    def free(model: HypNeRFModel, pixels: PosedPixels) -> Codes:
-        return invert(model, pixels, nearest(model, pixels), args.steps)
+    def free(model: HypNeRFModel, pixels: PosedPixels, top: Codes) -> Codes:
+        return invert(model, pixels, nearest(model, pixels, top), args.steps)
 
-    def blend(k: int, then_free: bool) -> Callable[[HypNeRFModel, PosedPixels], Codes]:
-        def run(model: HypNeRFModel, pixels: PosedPixels) -> Codes:
-            top, _ = best_start(model, pixels, count=args.search_pixels, k=k)
-            codes = invert_blend(model, pixels, top, steps=args.blend_steps)
+    def blend(k: int, then_free: bool) -> Callable[[HypNeRFModel, PosedPixels, Codes], Codes]:
+        def run(model: HypNeRFModel, pixels: PosedPixels, top: Codes) -> Codes:
+            codes = invert_blend(model, pixels, Codes(top.shape[:k], top.color[:k]), steps=args.blend_steps)
             return invert(model, pixels, codes, args.steps) if then_free else codes
 
         return run
@@ -99,10 +101,13 @@ def main(args: Args) -> None:
             pixels = load_posed_pixels(entry.folder, "train", args.views, prior.scale, model.device)
             test = load_posed_pixels(entry.folder, "test", None, prior.scale, model.device)
             objects[entry.id] = {}
+            start = time.perf_counter()
+            top, _ = best_start(model, pixels, count=args.search_pixels, k=max(args.blend_sizes))
+            search_seconds = time.perf_counter() - start
             for name, recipe in chosen.items():
                 start = time.perf_counter()
-                codes = recipe(model, pixels)
-                seconds = time.perf_counter() - start
+                codes = recipe(model, pixels, top)
+                seconds = search_seconds + time.perf_counter() - start
                 with torch.no_grad():
                     metrics = score_nerf(model, model.hypernetwork(codes), test)[0]
                 objects[entry.id][name] = {"psnr": metrics["psnr"], "ssim": metrics["ssim"], "seconds": seconds}

@@ -26,4 +26,4 @@ def train_step(trainer: Trainer, step: int) -> StepResult:
     loss, _, metrics = trainer.train_iteration(step)
     for callback in trainer.callbacks:
         callback.run_callback_at_location(step, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
-    return StepResult(step, float(loss), {k: float(v) for k, v in metrics.items()}, time.perf_counter() - start)
+    return StepResult(step, float(loss.detach()), {k: float(v) for k, v in metrics.items()}, time.perf_counter() - start)
