@@ -67,14 +67,14 @@ def recipes(args: Args) -> Dict[str, Callable[[HypNeRFModel, PosedPixels, Codes]
     first, from one shared search) giving codes [1, D]."""
 
     def nearest(model: HypNeRFModel, pixels: PosedPixels, top: Codes) -> Codes:
-        return Codes(top.shape[:1], top.color[:1])
+        return top.rows(slice(None, 1))
 
     def free(model: HypNeRFModel, pixels: PosedPixels, top: Codes) -> Codes:
         return invert(model, pixels, nearest(model, pixels, top), args.steps)
 
     def blend(k: int, then_free: bool) -> Callable[[HypNeRFModel, PosedPixels, Codes], Codes]:
         def run(model: HypNeRFModel, pixels: PosedPixels, top: Codes) -> Codes:
-            codes = invert_blend(model, pixels, Codes(top.shape[:k], top.color[:k]), steps=args.blend_steps)
+            codes = invert_blend(model, pixels, top.rows(slice(None, k)), steps=args.blend_steps)
             return invert(model, pixels, codes, args.steps) if then_free else codes
 
         return run

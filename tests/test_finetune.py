@@ -15,7 +15,6 @@ from hypnerf_ns.errors import InputError
 from hypnerf_ns.lib.cameras import orbit_like
 from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.views import load_posed_pixels
-from hypnerf_ns.nerf.hypernetwork import Codes
 from hypnerf_ns.nerf.latent_files import FinetunedNeRF
 from hypnerf_ns.tasks.denoise import FILE_NAME as DENOISER_FILE
 from hypnerf_ns.tasks.denoise import Denoiser, load_denoiser, train_denoiser, training_pairs
@@ -28,7 +27,7 @@ SCALE = 0.25  # the trained fixture's image scale (32 px)
 def mean_nerf(model):
     candidates, _, _ = candidate_codes(model)
     with torch.no_grad():
-        return model.hypernetwork(Codes(candidates.shape[-1:], candidates.color[-1:]))
+        return model.hypernetwork(candidates.rows(slice(-1, None)))
 
 
 def test_denoiser_starts_as_identity_and_its_loss_falls(trained, three_chairs: Path) -> None:

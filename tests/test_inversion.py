@@ -47,7 +47,7 @@ def test_blend_inversion_moves_from_a_wrong_start_to_the_right_object(trained, t
     test = load_posed_pixels(three_chairs / model.object_ids[0], "test", None, SCALE, model.device)
     candidates = model.codebook(torch.tensor([1, 2, 0]), sample=False)  # the right object last
     with torch.no_grad():
-        before = score_nerf(model, model.hypernetwork(Codes(candidates.shape[:1], candidates.color[:1])), test)[0]["psnr"]
+        before = score_nerf(model, model.hypernetwork(candidates.rows(slice(None, 1))), test)[0]["psnr"]
     blended = invert_blend(model, pixels, Codes(candidates.shape.detach(), candidates.color.detach()), steps=40)
     with torch.no_grad():
         after = score_nerf(model, model.hypernetwork(blended), test)[0]["psnr"]
@@ -60,7 +60,7 @@ def test_inversion_from_the_mean_code_fits_the_input_views(trained, three_chairs
     object_id = model.object_ids[1]
     pixels = load_posed_pixels(three_chairs / object_id, "train", [0, 5, 10], SCALE, model.device)
     candidates, _, names = candidate_codes(model)
-    mean = Codes(candidates.shape[-1:], candidates.color[-1:])
+    mean = candidates.rows(slice(-1, None))
     assert names[-1] == "mean code"
     with torch.no_grad():
         before = score_nerf(model, model.hypernetwork(mean), pixels)[0]["psnr"]

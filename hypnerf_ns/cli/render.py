@@ -23,7 +23,7 @@ from hypnerf_ns.data.preview import save_png, tile
 from hypnerf_ns.lib.cameras import category_cameras, sphere_cameras
 from hypnerf_ns.lib.prior import NeRFChoice, codes_of, load_prior
 from hypnerf_ns.lib.rendering import render_image
-from hypnerf_ns.nerf.hypernetwork import Codes, NeRFParams
+from hypnerf_ns.nerf.hypernetwork import NeRFParams
 from hypnerf_ns.progress import progress_bar
 from hypnerf_ns.tasks.videos import TurntableOptions, write_turntable
 
@@ -93,7 +93,7 @@ class Sheet:
         model = prior.model
         if self.samples > 0:
             codes = model.codebook.blends(self.samples, torch.Generator().manual_seed(self.seed))
-            items = [Codes(codes.shape[k : k + 1], codes.color[k : k + 1]) for k in range(self.samples)]
+            items = [codes.rows(slice(k, k + 1)) for k in range(self.samples)]
         else:
             items = [codes_of(model, spec) for spec in (self.objects or model.object_ids)]
         reference, radius = category_cameras(prior, self.resolution)

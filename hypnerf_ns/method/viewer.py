@@ -110,5 +110,5 @@ class ObjectControls(nn.Module):
         codebook = self._prior[0]
         index = torch.tensor([self._object_ids.index(self.viewer_object.value), self._object_ids.index(self.viewer_blend_object.value)], device=codebook.shape_mean.device)
         both = codebook(index, sample=False)
-        first, second = Codes(both.shape[:1], both.color[:1]), Codes(both.shape[1:], both.color[1:])
+        first, second = both.rows(slice(None, 1)), both.rows(slice(1, None))
         return first.lerp(second, float(self.viewer_shape_blend.value), float(self.viewer_color_blend.value))

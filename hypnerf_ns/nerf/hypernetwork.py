@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,10 @@ class Codes:
     """[B, shape_dim]"""
     color: Tensor
     """[B, color_dim]"""
+
+    def rows(self, index: Union[slice, Tensor]) -> "Codes":
+        """The codes of the objects at `index` (a slice or index tensor along the batch axis)."""
+        return Codes(self.shape[index], self.color[index])
 
     def lerp(self, other: "Codes", shape_t: float, color_t: float) -> "Codes":
         """Blend towards `other`, shape and colour separately (t = 0: self, t = 1: other)."""

@@ -54,7 +54,7 @@ def best_start(
         errors[exclude] = float("inf")
     order = torch.argsort(errors).tolist()
     best = torch.tensor(order[:k], device=candidates.shape.device)
-    return Codes(candidates.shape[best], candidates.color[best]), [(names[i], float(errors[i])) for i in order]
+    return candidates.rows(best), [(names[i], float(errors[i])) for i in order]
 
 
 def optimise(
