@@ -17,7 +17,6 @@ PNG plot of PSNR against N.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from hypnerf_ns.cli import entrypoint
 from hypnerf_ns.data.category import list_objects, split_holdout
 from hypnerf_ns.data.writer import write_index
 from hypnerf_ns.files import write_text_atomic
-from hypnerf_ns.method.training import train_step
+from hypnerf_ns.method.training import stepped_config, train_step
 from hypnerf_ns.progress import progress_bar
 from method_configs import hyp_nerf
 
@@ -90,16 +89,9 @@ def train(args: Args, data: Path, run: Path) -> Path:
     """Train for the budget of CPU time (`time.process_time`, so that runs sharing the machine get
     equal work); save the checkpoint and config; return the config path. A checkpoint and the CPU
     time spent are saved every `--save-minutes`, and a stopped run resumes from them."""
-    config = copy.deepcopy(hyp_nerf.config)
-    config.pipeline.datamanager.data = data
-    config.pipeline.datamanager.dataparser.data = data
-    config.pipeline.datamanager.camera_res_scale_factor = args.resolution_scale
-    config.vis = "tensorboard"
-    config.output_dir = run
+    config = stepped_config(hyp_nerf.config, data, run, args.resolution_scale, args.seed)
     config.experiment_name = "study"
     config.timestamp = "run"
-    config.machine.seed = args.seed
-    config.steps_per_save = 10**9
     progress_file = run / "train-progress.json"
     seconds, step = 0.0, 0
     if progress_file.is_file():

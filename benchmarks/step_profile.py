@@ -13,7 +13,6 @@ Prints a table and writes JSON (default benchmarks/results/step-profile.json).
 
 from __future__ import annotations
 
-import copy
 import json
 import statistics
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from rich.table import Table
 from torch.profiler import ProfilerActivity, profile
 
 from hypnerf_ns.files import write_text_atomic
-from hypnerf_ns.method.training import train_step
+from hypnerf_ns.method.training import stepped_config, train_step
 from hypnerf_ns.progress import progress_bar
 from method_configs import hyp_nerf
 
@@ -57,15 +56,8 @@ class Args:
 
 def trainer_config(args: Args) -> TrainerConfig:
     """The benchmark's trainer configuration; its checkpoints go to one fixed folder in --workdir."""
-    config = copy.deepcopy(hyp_nerf.config)
-    config.pipeline.datamanager.data = args.data
-    config.pipeline.datamanager.dataparser.data = args.data
-    config.pipeline.datamanager.camera_res_scale_factor = args.resolution_scale
-    config.vis = "tensorboard"
-    config.output_dir = args.workdir
+    config = stepped_config(hyp_nerf.config, args.data, args.workdir, args.resolution_scale, args.seed)
     config.timestamp = "warm"
-    config.machine.seed = args.seed
-    config.steps_per_save = 10**9
     return config
 
 

@@ -11,7 +11,6 @@ Prints a table and writes JSON (default benchmarks/results/train.json).
 
 from __future__ import annotations
 
-import copy
 import json
 import resource
 import tempfile
@@ -29,7 +28,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from hypnerf_ns.files import write_text_atomic
-from hypnerf_ns.method.training import train_step
+from hypnerf_ns.method.training import stepped_config, train_step
 from method_configs import hyp_nerf
 
 CONSOLE = Console()
@@ -60,7 +59,6 @@ def peak_rss_mb() -> float:
 
 
 def make_trainer(args: Args, workdir: Path) -> Trainer:
-    config = copy.deepcopy(hyp_nerf.config)
     data = args.data
     if args.max_objects is not None:
         subset = workdir / "data"
@@ -69,13 +67,7 @@ def make_trainer(args: Args, workdir: Path) -> Trainer:
         for folder in objects[: args.max_objects]:
             (subset / folder.name).symlink_to(folder.resolve())
         data = subset
-    config.pipeline.datamanager.data = data
-    config.pipeline.datamanager.dataparser.data = data
-    config.pipeline.datamanager.camera_res_scale_factor = args.resolution_scale
-    config.vis = "tensorboard"
-    config.output_dir = workdir / "outputs"
-    config.machine.seed = args.seed
-    config.steps_per_save = 10**9
+    config = stepped_config(hyp_nerf.config, data, workdir / "outputs", args.resolution_scale, args.seed)
     for group, lr in (("codebook", args.codebook_lr), ("hypernetwork", args.hypernetwork_lr)):
         if lr is not None:
             config.optimizers[group]["optimizer"].lr = lr
