@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
+from hypnerf_ns.nerf import hypernetwork
 from hypnerf_ns.nerf.encoding import HashGridSpec
 from hypnerf_ns.nerf.field import HyperField
 from hypnerf_ns.nerf.hypernetwork import Codebook, HyperNetwork
@@ -51,6 +54,34 @@ def test_gradients_reach_codes_and_hypernetwork() -> None:
         grad = p.grad.to_dense()
         assert (grad[objects].abs().sum(dim=1) > 0).all() and grad[[0, 2]].abs().sum() == 0
     assert all(p.grad.abs().sum() > 0 for p in hyper.parameters())
+
+
+def gradients_of_two_steps(hyper: HyperNetwork, codebook: Codebook) -> tuple[list, list]:
+    """Per step (zero_grad, then two backward passes that accumulate): every weight's gradient, and
+    the address of the table head's weight gradient."""
+    grads, addresses = [], []
+    for step in range(2):
+        hyper.zero_grad(set_to_none=True)
+        for objects in ([0, 2], [1, 3, 3]):
+            params = hyper(codebook(torch.tensor(objects), sample=False))
+            generator = torch.Generator().manual_seed(10 * step + len(objects))
+            sum((p * torch.randn(p.shape, generator=generator)).sum() for p in params.values()).backward()
+        grads.append({name: p.grad.clone() for name, p in hyper.named_parameters()})
+        addresses.append(hyper.table_head.linear.weight.grad.data_ptr())
+    return grads, addresses
+
+
+def test_head_weight_gradients_equal_plain_autograds_in_memory_kept_across_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    _, codebook, hyper = make()
+    plain = copy.deepcopy(hyper)
+    kept, addresses = gradients_of_two_steps(hyper, codebook)
+    assert addresses[0] == addresses[1]  # the second step wrote into the first step's memory
+    monkeypatch.setattr(hypernetwork._LinearIntoKeptGrad, "apply", lambda x, w, b, head: torch.nn.functional.linear(x, w, b))
+    expected, _ = gradients_of_two_steps(plain, codebook)
+    for step in range(2):
+        for name, grad in expected[step].items():
+            torch.testing.assert_close(kept[step][name], grad, rtol=1e-5, atol=1e-7, msg=name)
 
 
 def test_batched_field_matches_per_object_evaluation() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Dict, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -121,17 +121,58 @@ class ParamHead(nn.Module):
         sizes = [math.prod(s) for s in shapes.values()]
         self.sizes = sizes
         self.linear = nn.Linear(hidden, sum(sizes))
+        self._kept_grad: Optional[Tensor] = None
         with torch.no_grad():
             self.linear.weight.uniform_(-weight_scale, weight_scale)
             self.linear.bias.copy_(torch.cat([init_params[name].reshape(-1) for name in shapes]))
 
     def forward(self, features: Tensor) -> NeRFParams:
         """[B, hidden] -> {name: [B, *shape]}"""
-        flat = self.linear(features)
+        flat = _LinearIntoKeptGrad.apply(features, self.linear.weight, self.linear.bias, self)
         return {
             name: chunk.reshape(features.shape[0], *shape)
             for (name, shape), chunk in zip(self.shapes.items(), flat.split(self.sizes, dim=-1), strict=True)
         }
+
+
+    def add_weight_grad(self, grad_out: Tensor, features: Tensor) -> None:
+        """weight.grad += grad_out^T @ features ([P, hidden] each), into the memory of an earlier
+        step's gradient when the optimiser has let go of it (`zero_grad(set_to_none=True)`)."""
+        weight = self.linear.weight
+        if weight.grad is not None:
+            weight.grad.addmm_(grad_out.t(), features)
+            return
+        kept = self._kept_grad
+        if kept is None or kept.shape != weight.shape or kept.dtype != weight.dtype or kept.device != weight.device:
+            kept = self._kept_grad = torch.empty_like(weight)
+        weight.grad = torch.mm(grad_out.t(), features, out=kept)
+
+
+class _LinearIntoKeptGrad(torch.autograd.Function):
+    """`features @ weight.T + bias` whose weight gradient `ParamHead.add_weight_grad` writes into
+    memory kept from step to step instead of a fresh tensor.
+
+    The table head's weight is 32 MiB ([L * T * F, hidden] fp32): a fresh gradient of that size is
+    mapped anew by the allocator every step and faulted in page by page, 8.8 ms on the dev CPU
+    against 1.1 ms into memory already mapped (`benchmarks/step_profile.py`). The gradient goes to
+    `weight.grad` only through `.backward()` (not `torch.autograd.grad`), the only way the
+    hypernetwork is trained.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, features: Tensor, weight: Tensor, bias: Tensor, head: ParamHead) -> Tensor:
+        ctx.save_for_backward(features, weight)
+        ctx.head = head
+        return torch.addmm(bias, features, weight.t())
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> Tuple[Optional[Tensor], ...]:
+        features, weight = ctx.saved_tensors
+        if ctx.needs_input_grad[1]:
+            ctx.head.add_weight_grad(grad_out, features)
+        grad_features = grad_out @ weight if ctx.needs_input_grad[0] else None
+        grad_bias = grad_out.sum(dim=0) if ctx.needs_input_grad[2] else None
+        return grad_features, None, grad_bias, None
 
 
 class HyperNetwork(nn.Module):
