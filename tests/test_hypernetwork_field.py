@@ -71,13 +71,17 @@ def gradients_of_two_steps(hyper: HyperNetwork, codebook: Codebook) -> tuple[lis
     return grads, addresses
 
 
-def test_head_weight_gradients_equal_plain_autograds_in_memory_kept_across_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_heads_equal_plain_linear_layers_with_weight_gradients_in_memory_kept_across_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     _, codebook, hyper = make()
     plain = copy.deepcopy(hyper)
+    codes = codebook(torch.tensor([0, 1, 3]), sample=False)
+    generated = hyper(codes)
     kept, addresses = gradients_of_two_steps(hyper, codebook)
     assert addresses[0] == addresses[1]  # the second step wrote into the first step's memory
     monkeypatch.setattr(hypernetwork._LinearIntoKeptGrad, "apply", lambda x, w, b, head: torch.nn.functional.linear(x, w, b))
+    for name, value in plain(codes).items():
+        torch.testing.assert_close(generated[name], value, rtol=1e-5, atol=1e-7, msg=name)
     expected, _ = gradients_of_two_steps(plain, codebook)
     for step in range(2):
         for name, grad in expected[step].items():

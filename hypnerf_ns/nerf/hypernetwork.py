@@ -163,7 +163,9 @@ class _LinearIntoKeptGrad(torch.autograd.Function):
     def forward(ctx: Any, features: Tensor, weight: Tensor, bias: Tensor, head: ParamHead) -> Tensor:
         ctx.save_for_backward(features, weight)
         ctx.head = head
-        return torch.addmm(bias, features, weight.t())
+        # As (weight @ features^T)^T: with few objects (rows of `features`) MKL runs this form at
+        # twice the speed of features @ weight^T (1.6 vs 3.7 ms for the table head, 8 objects).
+        return torch.addmm(bias[:, None], weight, features.t()).t().contiguous()
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> Tuple[Optional[Tensor], ...]:
