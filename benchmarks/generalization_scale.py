@@ -1,8 +1,8 @@
 """The scale study: does the prior generalize better with more training objects, at equal training time?
 
 For each N in `--counts`: a category of the 36 real dev chairs that are not held out (every 7th
-of the 42 is) plus N - 36 procedural chairs (`hypnerf-ns data procedural`), the real ones drawn
-`--real-share` of the time; the default hyp-nerf config trained for `--minutes` (nerfstudio's
+of the 42 is; `--real-objects` takes fewer, 0 for procedural chairs alone) plus procedural chairs
+(`hypnerf-ns data procedural`) up to N, the real ones drawn `--real-share` of the time; the default hyp-nerf config trained for `--minutes` (nerfstudio's
 Trainer, as `ns-train hyp-nerf`); the image encoder trained (`hypnerf-ns encoder train`); then
 `hypnerf-ns eval --task generalization` on the 6 held-out real chairs from 1 and 3 views (`--views`).
 Each N's run lives in its own folder under `--workdir` and is reused when complete (a session
@@ -12,7 +12,7 @@ that stops resumes with the next N).
 
 Writes benchmarks/results/generalization-scale.json ({"runs": [{"training_objects", "real",
 "procedural", "train_minutes", "views", "mean": {method: {"psnr", "ssim", "seconds"}}}]}) and a
-PNG plot of PSNR against N.
+PNG plot of PSNR against N (runs with real chairs).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import torch
 import tyro
@@ -52,6 +52,9 @@ class Args:
     """Input-view counts to evaluate (1 and/or 3), in this order; rows of other view counts in `--output` are kept."""
     minutes: float = 20.0
     """Training time of every run (equal budgets)."""
+    real_objects: Optional[int] = None
+    """How many of the 36 real training chairs each run includes (all by default; 0: a prior of
+    procedural chairs alone, whose run folder is n{N}-real0)."""
     real_share: float = 0.25
     """Share of batches' objects drawn from the real chairs (when there are procedural ones)."""
     resolution_scale: float = 0.5
@@ -75,14 +78,23 @@ class Args:
 def category_of(args: Args, count: int, root: Path) -> Dict[str, int]:
     """Write a category root at `root` of the real training chairs plus count - real procedural ones."""
     real_train, _ = split_holdout(list_objects(args.real), args.holdout_every)
+    real_train = real_train[: args.real_objects]
     procedural = list_objects(args.procedural)[: max(0, count - len(real_train))] if count > len(real_train) else []
     if len(real_train) + len(procedural) < count:
         raise SystemExit(f"{args.procedural} has {len(procedural)} objects; {count - len(real_train)} needed")
-    weight = args.real_share / (1.0 - args.real_share) * len(procedural) / len(real_train) if procedural else 1.0
+    weight = args.real_share / (1.0 - args.real_share) * len(procedural) / len(real_train) if procedural and real_train else 1.0
     entries = [{"id": o.id, "name": o.name, "folder": str(o.folder.resolve()), "weight": weight} for o in real_train]
     entries += [{"id": o.id, "name": o.name, "folder": str(o.folder.resolve()), "weight": 1.0} for o in procedural]
     write_index(root, "chair", entries)
     return {"real": len(real_train), "procedural": len(procedural)}
+
+
+def heldout_of(args: Args, root: Path) -> Path:
+    """Write a category root at `root` of the held-out real chairs (every `--holdout-every`-th),
+    the objects every run is evaluated on, whatever it was trained on; return it."""
+    _, heldout = split_holdout(list_objects(args.real), args.holdout_every)
+    write_index(root, "chair", [{"id": o.id, "name": o.name, "folder": str(o.folder.resolve())} for o in heldout])
+    return root
 
 
 def train(args: Args, data: Path, run: Path) -> Path:
@@ -123,7 +135,7 @@ def train(args: Args, data: Path, run: Path) -> Path:
 
 def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     """Train, encoder, eval for one N (each stage skipped when its result exists); the study's rows."""
-    run = args.workdir / f"n{count}"
+    run = args.workdir / (f"n{count}" if args.real_objects is None else f"n{count}-real{args.real_objects}")
     data = run / "data"
     composition = category_of(args, count, data)
     config_path = run / "study" / "hyp-nerf" / "run" / "config.yml"
@@ -135,12 +147,13 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     if not (config_path.parent / "encoder.pt").is_file():
         entrypoint(["encoder", "train", "--load-config", str(config_path), "--steps", str(args.encoder_steps), "--views-per-object", str(args.encoder_views)])
     rows = []
+    heldout = heldout_of(args, run / "heldout")
     for views in args.views:
         indices = INPUT_VIEWS[views]
         report_path = run / f"generalization-{views}view.json"
         if not report_path.is_file():
             entrypoint(
-                ["eval", "--load-config", str(config_path), "--data", str(args.real), "--input-views", *indices, "--search-pixels", str(args.search_pixels), "--output", str(report_path)]
+                ["eval", "--load-config", str(config_path), "--data", str(heldout), "--input-views", *indices, "--search-pixels", str(args.search_pixels), "--output", str(report_path)]
             )
         report = json.loads(report_path.read_text())
         mean = {method: {k: v for k, v in metrics.items() if k in ("psnr", "ssim", "seconds")} for method, metrics in report["mean"].items()}
@@ -149,7 +162,7 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
 
 
 def plot(rows: List[Dict[str, Any]], path: Path) -> None:
-    """PSNR against N, one line per method and number of input views."""
+    """PSNR against N, one line per method and number of input views (the runs with real chairs)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -157,7 +170,7 @@ def plot(rows: List[Dict[str, Any]], path: Path) -> None:
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for axis, views in zip(axes, INPUT_VIEWS):
-        chosen = sorted((r for r in rows if r["views"] == views), key=lambda r: r["training_objects"])
+        chosen = sorted((r for r in rows if r["views"] == views and r["real"] > 0), key=lambda r: r["training_objects"])
         for method in sorted({m for r in chosen for m in r["mean"]}):
             points = [(r["training_objects"], r["mean"][method]["psnr"]) for r in chosen if method in r["mean"]]
             axis.plot(*zip(*points), marker="o", label=method)
@@ -173,10 +186,15 @@ def plot(rows: List[Dict[str, Any]], path: Path) -> None:
 
 
 def merged_rows(path: Path, new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The rows already in `path` (other N or views, e.g. from a run in another process) with `new` replacing those of the same N and views."""
-    measured = {(r["training_objects"], r["views"]) for r in new}
+    """The rows already in `path` (other N, real share or views, e.g. from a run in another process)
+    with `new` replacing those of the same N, real objects and views."""
+
+    def key(row: Dict[str, Any]) -> Tuple[int, int, int]:
+        return row["training_objects"], row["real"], row["views"]
+
+    measured = {key(r) for r in new}
     old = json.loads(path.read_text())["runs"] if path.is_file() else []
-    return sorted([r for r in old if (r["training_objects"], r["views"]) not in measured] + new, key=lambda r: (r["training_objects"], r["views"]))
+    return sorted([r for r in old if key(r) not in measured] + new, key=key)
 
 
 def main(args: Args) -> None:
@@ -187,10 +205,10 @@ def main(args: Args) -> None:
         plot(rows, args.plot)
     table = Table(title=f"generalization against training objects ({args.minutes:g} min each)")
     methods = sorted({m for r in rows for m in r["mean"]})
-    for column in ("N", "views", *methods):
+    for column in ("N", "real", "views", *methods):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(str(r["training_objects"]), str(r["views"]), *(f"{r['mean'][m]['psnr']:.2f}" if m in r["mean"] else "-" for m in methods))
+        table.add_row(str(r["training_objects"]), str(r["real"]), str(r["views"]), *(f"{r['mean'][m]['psnr']:.2f}" if m in r["mean"] else "-" for m in methods))
     CONSOLE.print(table)
     CONSOLE.print(f"wrote {args.output} and {args.plot}")
 
