@@ -52,6 +52,8 @@ class Args:
     """Override the codes' learning rate (for sweeps)."""
     hypernetwork_lr: Optional[float] = None
     """Override the hypernetwork's learning rate (for sweeps)."""
+    rays_per_batch: Optional[int] = None
+    """Override the training rays per step (for sweeps)."""
 
 
 def peak_rss_mb() -> float:
@@ -71,6 +73,8 @@ def make_trainer(args: Args, workdir: Path) -> Trainer:
     for group, lr in (("codebook", args.codebook_lr), ("hypernetwork", args.hypernetwork_lr)):
         if lr is not None:
             config.optimizers[group]["optimizer"].lr = lr
+    if args.rays_per_batch is not None:
+        config.pipeline.datamanager.train_num_rays_per_batch = args.rays_per_batch
     config.set_timestamp()
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
