@@ -142,6 +142,19 @@ def test_huge_raw_density_stays_finite_and_does_not_spoil_other_rays() -> None:
     assert torch.allclose(weights[3:], alone), "the next ray is unaffected"
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="nerfacc's packed kernels need CUDA (none on this project's machines)")
+def test_packed_weights_by_nerfacc_on_cuda_equal_the_torch_ones() -> None:
+    from hypnerf_ns.nerf.sampling import packed_weights
+
+    generator = torch.Generator().manual_seed(0)
+    ray_index = torch.randint(0, 50, (2000,), generator=generator).sort().values
+    density = torch.rand(2000, generator=generator) * 20
+    deltas = torch.full((2000,), 1 / 128)
+    on_cpu = packed_weights(density, deltas, ray_index, 60)
+    on_cuda = packed_weights(density.cuda(), deltas.cuda(), ray_index.cuda(), 60).cpu()
+    torch.testing.assert_close(on_cuda, on_cpu, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("path", ["cpu kernel", "tensor ops"])
 @pytest.mark.parametrize("resolution", [32, 64])
 def test_march_keeps_exactly_the_occupied_steps(resolution: int, path: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,7 +3,8 @@
 Samples are *packed*: one flat list of samples over all rays, each with its ray index, in ray
 order and front to back. Only samples inside the object's box and in occupied cells of that
 object's grid are kept, so the field runs where there is something to see. nerfacc's packed
-primitives are CUDA-only; these are the same operations in plain torch.
+primitives are CUDA-only: on CUDA the weights come from nerfacc, elsewhere from the same
+operation in plain torch.
 """
 
 from __future__ import annotations
@@ -119,6 +120,10 @@ def packed_weights(densities: Tensor, deltas: Tensor, ray_index: Tensor, num_ray
     Returns:
         weights: [S].
     """
+    if densities.is_cuda:  # nerfacc's packed scan (CUDA kernels; never run here, no GPU)
+        from nerfacc import render_weight_from_density
+
+        return render_weight_from_density(torch.zeros_like(deltas), deltas, densities, ray_indices=ray_index, n_rays=num_rays)[0]
     optical = densities * deltas
     # Exclusive prefix sum of optical depth within each ray, from one global cumsum in float64
     # (float32 loses the small per-ray sums against the large running total).
