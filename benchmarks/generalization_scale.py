@@ -2,8 +2,8 @@
 
 For each N in `--counts`: a category of the 36 real dev chairs that are not held out (every 7th
 of the 42 is; `--real-objects` takes fewer, 0 for procedural chairs alone) plus procedural chairs
-(`hypnerf-ns data procedural`) up to N, the real ones drawn `--real-share` of the time; the default hyp-nerf config trained for `--minutes` (nerfstudio's
-Trainer, as `ns-train hyp-nerf`); the image encoder trained (`hypnerf-ns encoder train`); then
+(`hypnerf-ns data procedural`) up to N, the real ones drawn `--real-share` of the time; the
+default hyp-nerf config trained for `--minutes` (nerfstudio's Trainer, as `ns-train hyp-nerf`); the image encoder trained (`hypnerf-ns encoder train`); then
 `hypnerf-ns eval --task generalization` on the 6 held-out real chairs from 1 and 3 views (`--views`).
 Each N's run lives in its own folder under `--workdir` and is reused when complete (a session
 that stops resumes with the next N).
@@ -75,6 +75,11 @@ class Args:
     seed: int = 0
 
 
+def index_entry(obj: Any, weight: float) -> Dict[str, Any]:
+    """objects.json entry of a listed object (`list_objects`), by its absolute folder, drawn with `weight`."""
+    return {"id": obj.id, "name": obj.name, "folder": str(obj.folder.resolve()), "weight": weight}
+
+
 def category_of(args: Args, count: int, root: Path) -> Dict[str, int]:
     """Write a category root at `root` of the real training chairs plus count - real procedural ones."""
     real_train, _ = split_holdout(list_objects(args.real), args.holdout_every)
@@ -83,9 +88,7 @@ def category_of(args: Args, count: int, root: Path) -> Dict[str, int]:
     if len(real_train) + len(procedural) < count:
         raise SystemExit(f"{args.procedural} has {len(procedural)} objects; {count - len(real_train)} needed")
     weight = args.real_share / (1.0 - args.real_share) * len(procedural) / len(real_train) if procedural and real_train else 1.0
-    entries = [{"id": o.id, "name": o.name, "folder": str(o.folder.resolve()), "weight": weight} for o in real_train]
-    entries += [{"id": o.id, "name": o.name, "folder": str(o.folder.resolve()), "weight": 1.0} for o in procedural]
-    write_index(root, "chair", entries)
+    write_index(root, "chair", [index_entry(o, weight) for o in real_train] + [index_entry(o, 1.0) for o in procedural])
     return {"real": len(real_train), "procedural": len(procedural)}
 
 
@@ -93,7 +96,7 @@ def heldout_of(args: Args, root: Path) -> Path:
     """Write a category root at `root` of the held-out real chairs (every `--holdout-every`-th),
     the objects every run is evaluated on, whatever it was trained on; return it."""
     _, heldout = split_holdout(list_objects(args.real), args.holdout_every)
-    write_index(root, "chair", [{"id": o.id, "name": o.name, "folder": str(o.folder.resolve())} for o in heldout])
+    write_index(root, "chair", [index_entry(o, 1.0) for o in heldout])
     return root
 
 
@@ -186,7 +189,7 @@ def plot(rows: List[Dict[str, Any]], path: Path) -> None:
 
 
 def merged_rows(path: Path, new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The rows already in `path` (other N, real share or views, e.g. from a run in another process)
+    """The rows already in `path` (other N, real objects or views, e.g. from a run in another process)
     with `new` replacing those of the same N, real objects and views."""
 
     def key(row: Dict[str, Any]) -> Tuple[int, int, int]:

@@ -134,9 +134,8 @@ class ParamHead(nn.Module):
             for (name, shape), chunk in zip(self.shapes.items(), flat.split(self.sizes, dim=-1), strict=True)
         }
 
-
     def add_weight_grad(self, grad_out: Tensor, features: Tensor) -> None:
-        """weight.grad += grad_out^T @ features ([P, hidden] each), into the memory of an earlier
+        """weight.grad += grad_out^T @ features ([B, out] and [B, hidden]), into the memory of an earlier
         step's gradient when the optimiser has let go of it (`zero_grad(set_to_none=True)`)."""
         weight = self.linear.weight
         if weight.grad is not None:
