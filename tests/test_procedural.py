@@ -16,7 +16,7 @@ from conftest import small_config
 from PIL import Image
 
 from hypnerf_ns.data.meshes import RenderOptions
-from hypnerf_ns.data.procedural import INSTALL, Procedural, check_installed, object_id
+from hypnerf_ns.data.procedural import INSTALL, Procedural, check_frame, check_installed, index_entry, object_id
 from hypnerf_ns.errors import HypnerfError
 
 INSTALLED = importlib.util.find_spec("bpy") is not None and importlib.util.find_spec("infinigen") is not None
@@ -61,9 +61,35 @@ def test_objects_json_credits_infinigen(chairs: Path) -> None:
     assert listing["category"] == "chair"
     assert [o["id"] for o in listing["objects"]] == [object_id("chair", s) for s in SEEDS]
     for entry, seed in zip(listing["objects"], SEEDS):
-        assert entry["seed"] == seed and entry["generator"] == "infinigen 1.15.5"
+        assert entry["seed"] == seed and entry["generator"] == "infinigen 1.15.5" and entry["frame"] == "z-up, front -y"
         assert entry["factory"].endswith("Factory") and entry["source"].endswith(entry["factory"])
         assert "BSD-3-Clause" in entry["license"] and "Infinigen" in entry["creator"]
+
+
+@needs_infinigen
+def test_chairs_face_minus_y_like_the_furniture_chairs(chairs: Path) -> None:
+    """One object frame for every source: Z up, front -Y, so a chair's back is on the +Y side."""
+    from hypnerf_ns.data.category import list_objects
+    from hypnerf_ns.tasks.captions import visual_hull
+
+    axis = (np.arange(40) + 0.5) / 40 - 0.5
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    for entry in list_objects(chairs):
+        hull, _ = visual_hull(entry)
+        top = hull & (z > np.quantile(z[hull], 0.75))  # the upper quarter: the back
+        back = np.array([x[top].mean() - x[hull].mean(), y[top].mean() - y[hull].mean()])
+        assert back[1] > 0.05 and abs(back[0]) < 0.03, f"{entry.id}: back offset (x, y) {back.round(3)}"
+
+
+def test_a_root_made_in_the_old_frame_is_not_resumed(tmp_path: Path) -> None:
+    root = tmp_path / "chairs"
+    root.mkdir()
+    entry = {k: v for k, v in index_entry("chair", 0).items() if k != "frame"}
+    (root / "objects.json").write_text(json.dumps({"category": "chair", "objects": [entry]}))
+    with pytest.raises(HypnerfError, match="objects.json: objects made by an older"):
+        check_frame(root / "objects.json")
+    (root / "objects.json").write_text(json.dumps({"category": "chair", "objects": [index_entry("chair", 0)]}))
+    check_frame(root / "objects.json")
 
 
 @needs_infinigen

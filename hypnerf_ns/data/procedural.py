@@ -38,9 +38,10 @@ from typing import Any, Deque, Dict, Iterator, List, Literal, Optional, Tuple, U
 import numpy as np
 from rich.console import Console
 
+from hypnerf_ns.data.category import read_json
 from hypnerf_ns.data.meshes import RenderOptions, render_object
 from hypnerf_ns.data.preview import category_sheet
-from hypnerf_ns.data.render import Surface, normalise
+from hypnerf_ns.data.render import X_FRONT_TO_MINUS_Y, Surface, normalise
 from hypnerf_ns.data.writer import write_index
 from hypnerf_ns.errors import HypnerfError
 from hypnerf_ns.progress import progress_bar
@@ -49,6 +50,9 @@ CONSOLE = Console()
 GENERATOR = "infinigen 1.15.5"
 CREATOR = "Infinigen (Princeton Vision & Learning Lab), procedural"
 LICENSE = "BSD-3-Clause (generator code); generated asset"
+FRAME = "z-up, front -y"
+"""The object frame (render.X_FRONT_TO_MINUS_Y), written in objects.json: a root made before it
+(objects facing +x) is refused rather than resumed into a mix of two orientations."""
 INSTALL = 'pip install -e ".[procedural]" && pip install --no-deps infinigen==1.15.5'
 """Infinigen pins trimesh<3.23 (we need >=4) but runs with it, hence `--no-deps`."""
 
@@ -137,6 +141,7 @@ def index_entry(category: str, seed: int) -> Dict[str, Any]:
         "factory": factory,
         "seed": seed,
         "generator": GENERATOR,
+        "frame": FRAME,
         "creator": CREATOR,
         "license": LICENSE,
         "source": f"{module}.{factory}",
@@ -385,7 +390,7 @@ def make_object(task: Task) -> Union[Done, Failed]:
             np.full(len(triangles), -1, dtype=np.int64),
             [],
         )
-        render_object(normalise(surface, np.eye(3)), task.folder, task.render, task.folder.name)  # Infinigen is Z-up
+        render_object(normalise(surface, X_FRONT_TO_MINUS_Y), task.folder, task.render, task.folder.name)  # Z-up, faces +X
         return Done(task.seed, len(triangles), generated - start, coloured - generated, time.perf_counter() - coloured)
     except Exception as error:  # one bad seed must not stop a run of thousands
         return Failed(task.seed, f"{type(error).__name__}: {error}".splitlines()[0])
@@ -447,6 +452,8 @@ class Procedural:
 
     def main(self) -> None:
         check_installed()
+        if not self.overwrite:
+            check_frame(self.output / "objects.json")
         self.output.mkdir(parents=True, exist_ok=True)
         seeds = range(self.seed, self.seed + self.count)
         tasks = [Task(s, self.category, self.output / object_id(self.category, s), self.render) for s in seeds]
@@ -456,6 +463,12 @@ class Procedural:
         CONSOLE.print(f"{present} {self.category} objects in {self.output}" + (f"; {failed} seeds failed (rerun to retry them)" if failed else ""))
         if self.preview is not None and present:
             category_sheet(self.output, self.preview)
+
+
+def check_frame(index: Path) -> None:
+    """Refuse to resume a root whose objects were made in another frame than FRAME."""
+    if index.is_file() and any(entry.get("frame") != FRAME for entry in read_json(index)["objects"]):
+        raise HypnerfError(f"{index}: objects made by an older hypnerf-ns face +x (now -y): write to a new --output, or pass --overwrite")
 
 
 def make_all(tasks: List[Task], total: int, workers: int, output: Path, category: str) -> int:

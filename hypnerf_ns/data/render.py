@@ -147,6 +147,11 @@ def normalise(surface: Surface, rotation: np.ndarray) -> Surface:
 
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 """Rotation by +90 degrees about X: +Y (up in OBJ/GLTF) goes to +Z, the front (+Z) to -Y."""
+X_FRONT_TO_MINUS_Y = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+"""Rotation by -90 degrees about Z: a Z-up object facing +X (Infinigen's furniture) faces -Y.
+
+Every category shares one object frame: Z up, the front towards -Y (a chair's back at +Y), so
+that a prior trained on several sources sees one chair orientation, not two."""
 
 
 def look_at_origin(eye: np.ndarray) -> np.ndarray:
