@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from nerfstudio.cameras.cameras import Cameras
 from PIL import Image
 
 from hypnerf_ns.cli import entrypoint
+from hypnerf_ns.data.render import look_at_origin
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.lib.metrics import score_nerf
-from hypnerf_ns.lib.views import load_posed_pixels
+from hypnerf_ns.lib.views import load_posed_pixels, mirrored, pixels_of
 from hypnerf_ns.nerf.hypernetwork import Codes
 from hypnerf_ns.nerf.latent_files import Latent, load_codes
 from hypnerf_ns.tasks.inversion import best_start, candidate_codes, invert, invert_blend
@@ -135,6 +137,25 @@ def test_eval_generalization_writes_the_schema(trained, three_chairs: Path, unse
         result = report["objects"][unseen][method]
         assert np.isfinite(result["psnr"]) and 0 < result["ssim"] <= 1
         assert report["mean"][method]["psnr"] == pytest.approx(result["psnr"])
+    assert report["mirror"] is False
+    entrypoint(["eval", "--load-config", str(config.get_base_dir() / "config.yml"), "--data", str(root), "--output", str(output), "--steps", "3", "--refine-seconds", "1", "--mirror"])
+    mirrored_report = json.loads(output.read_text())
+    assert mirrored_report["mirror"] is True and all(np.isfinite(mirrored_report["mean"][m]["psnr"]) for m in ("prior", "refined", "scratch"))
+
+
+def test_mirrored_views_are_the_views_of_the_mirrored_camera() -> None:
+    """x -> -x maps the camera at `eye` to the one at the mirrored eye with its x axis flipped;
+    its image is the original flipped left-right (cx at the centre, as the data tools write)."""
+    pose = torch.tensor(look_at_origin(np.array([1.2, -1.0, 0.8])), dtype=torch.float32)[:3]
+    mirror_pose = torch.diag(torch.tensor([-1.0, 1.0, 1.0])) @ pose @ torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
+    cameras = Cameras(camera_to_worlds=torch.stack([pose, mirror_pose]), fx=40.0, fy=40.0, cx=16.0, cy=12.0, width=32, height=24)
+    rgba = torch.rand(1, 24, 32, 4)
+    pixels = pixels_of(cameras[0:1], rgba, torch.device("cpu"))
+    seen_in_mirror = mirrored(pixels)
+    mirror_camera = pixels_of(cameras[1:2], None, torch.device("cpu"))
+    assert torch.allclose(seen_in_mirror.origins, mirror_camera.origins, atol=1e-5)
+    assert torch.allclose(seen_in_mirror.directions, mirror_camera.directions, atol=1e-5)
+    assert torch.equal(seen_in_mirror.rgba.reshape(24, 32, 4), rgba[0].flip(1))
 
 
 def test_refine_improves_the_fit_of_the_generated_nerf(trained, three_chairs: Path) -> None:

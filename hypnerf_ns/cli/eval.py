@@ -52,6 +52,9 @@ class Eval:
     """generalization: steps of each finetune."""
     search_pixels: int = 4096
     """generalization: input pixels on which `nearest` scores every training code (its cost grows with objects x pixels)."""
+    mirror: bool = False
+    """generalization: add each input view's mirror image (x -> -x; objects face -y, so a left-right
+    symmetric object looks the same in it) as one more input view, for every method."""
     pixels: int = 2048
     """retrieval: query pixels rendered per object and query."""
     seed: int = 0
@@ -71,9 +74,10 @@ class Eval:
             encoder = load_encoder(encoder_file, model.hypernetwork) if encoder_file.is_file() else None
             details["start"] = "encoder" if encoder is not None else "nearest"
             entries, evaluate = unseen, lambda e: generalization_of(
-                model, e.folder, self.input_views, scale, self.steps, self.refine_seconds, finetune_steps, denoiser, encoder, self.search_pixels
+                model, e.folder, self.input_views, scale, self.steps, self.refine_seconds, finetune_steps, denoiser, encoder, self.search_pixels, self.mirror
             )
             details["input_views"] = list(self.input_views)
+            details["mirror"] = self.mirror
             title = f"generalization from {len(self.input_views)} view(s), {len(unseen)} unseen objects (PSNR / SSIM on test views)"
             if not unseen:
                 raise InputError(self.data, "has no objects the prior was not trained on (train with --pipeline.datamanager.dataparser.holdout-every N)")

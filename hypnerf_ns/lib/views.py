@@ -69,6 +69,23 @@ def join_pixels(first: PosedPixels, second: PosedPixels) -> PosedPixels:
     )
 
 
+def mirrored(pixels: PosedPixels) -> PosedPixels:
+    """The views of `pixels` seen in the mirror x -> -x: each a view of the object's mirror image
+    from the mirrored camera, rows kept in raster order (the image flipped left-right).
+
+    A category in the project's frame (front -Y, see docs/data.md) is mostly left-right
+    symmetric about x = 0, so the mirrored views of an object are nearly views of the object
+    itself: one input view becomes two."""
+    height, width = pixels.size
+    flip = torch.tensor([-1.0, 1.0, 1.0], device=pixels.origins.device)
+
+    def flipped(values: Tensor) -> Tensor:
+        return values.reshape(-1, height, width, *values.shape[1:]).flip(2).reshape(values.shape)
+
+    weight = None if pixels.weight is None else flipped(pixels.weight)
+    return PosedPixels(flipped(pixels.origins) * flip, flipped(pixels.directions) * flip, flipped(pixels.rgba), pixels.view_of_ray, pixels.size, weight)
+
+
 def read_rgba(path: Path, size: Tuple[int, int]) -> Tensor:
     """An image as RGBA [H, W, 4] in [0, 1] at `size` (height, width), bilinear; opaque if it has no alpha."""
     try:
