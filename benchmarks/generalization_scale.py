@@ -11,8 +11,8 @@ that stops resumes with the next N).
     python benchmarks/generalization_scale.py --procedural /work/data/procedural-chairs --counts 36 300 1000 --minutes 20
 
 Writes benchmarks/results/generalization-scale.json ({"runs": [{"training_objects", "real",
-"procedural", "train_minutes", "views", "mean": {method: {"psnr", "ssim", "seconds"}}}]}) and a
-PNG plot of PSNR against N (runs with real chairs).
+"procedural", "train_minutes", "views", "mirror", "mean": {method: {"psnr", "ssim", "seconds"}}}]})
+and a PNG plot of PSNR against N (runs with real chairs, mirrored or not as `--mirror` says).
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ class Args:
     holdout_every: int = 7
     threads: int = 1
     """torch threads per run: the budget is the run's own CPU time, so runs may share the machine."""
+    mirror: bool = False
+    """Evaluate with `eval --mirror` (each input view's mirror image as one more input view); rows say which."""
     search_pixels: int = 1024
     """Input pixels on which eval's `nearest` scores every training code (its cost grows with N)."""
     save_minutes: float = 10.0
@@ -153,19 +155,21 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     heldout = heldout_of(args, run / "heldout")
     for views in args.views:
         indices = INPUT_VIEWS[views]
-        report_path = run / f"generalization-{views}view.json"
+        report_path = run / f"generalization-{views}view{'-mirror' if args.mirror else ''}.json"
         if not report_path.is_file():
             entrypoint(
                 ["eval", "--load-config", str(config_path), "--data", str(heldout), "--input-views", *indices, "--search-pixels", str(args.search_pixels), "--output", str(report_path)]
+                + (["--mirror"] if args.mirror else [])
             )
         report = json.loads(report_path.read_text())
         mean = {method: {k: v for k, v in metrics.items() if k in ("psnr", "ssim", "seconds")} for method, metrics in report["mean"].items()}
-        rows.append({"training_objects": count, **composition, "train_minutes": args.minutes, "views": views, "mean": mean})
+        rows.append({"training_objects": count, **composition, "train_minutes": args.minutes, "views": views, "mirror": args.mirror, "mean": mean})
     return rows
 
 
-def plot(rows: List[Dict[str, Any]], path: Path) -> None:
-    """PSNR against N, one line per method and number of input views (the runs with real chairs)."""
+def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool) -> None:
+    """PSNR against N, one line per method and number of input views (the runs with real chairs,
+    evaluated with or without mirrored input views as `mirror` says)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,13 +177,13 @@ def plot(rows: List[Dict[str, Any]], path: Path) -> None:
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for axis, views in zip(axes, INPUT_VIEWS):
-        chosen = sorted((r for r in rows if r["views"] == views and r["real"] > 0), key=lambda r: r["training_objects"])
+        chosen = sorted((r for r in rows if r["views"] == views and r["real"] > 0 and r["mirror"] == mirror), key=lambda r: r["training_objects"])
         for method in sorted({m for r in chosen for m in r["mean"]}):
             points = [(r["training_objects"], r["mean"][method]["psnr"]) for r in chosen if method in r["mean"]]
             axis.plot(*zip(*points), marker="o", label=method)
         axis.set_xscale("log")
         axis.set_xlabel("training objects N (36 real + procedural)")
-        axis.set_title(f"{views} input view{'s' if views > 1 else ''}, 6 unseen real chairs")
+        axis.set_title(f"{views} input view{'s' if views > 1 else ''}{' + mirrored' if mirror else ''}, 6 unseen real chairs")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("test-view PSNR (dB), 64 px")
     axes[1].legend(fontsize=8)
@@ -189,11 +193,11 @@ def plot(rows: List[Dict[str, Any]], path: Path) -> None:
 
 
 def merged_rows(path: Path, new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The rows already in `path` (other N, real objects or views, e.g. from a run in another process)
-    with `new` replacing those of the same N, real objects and views."""
+    """The rows already in `path` (other N, real objects, views or mirroring, e.g. from a run in
+    another process) with `new` replacing those of the same N, real objects, views and mirroring."""
 
-    def key(row: Dict[str, Any]) -> Tuple[int, int, int]:
-        return row["training_objects"], row["real"], row["views"]
+    def key(row: Dict[str, Any]) -> Tuple[int, int, int, bool]:
+        return row["training_objects"], row["real"], row["views"], row["mirror"]
 
     measured = {key(r) for r in new}
     old = json.loads(path.read_text())["runs"] if path.is_file() else []
@@ -205,13 +209,13 @@ def main(args: Args) -> None:
     for count in args.counts:
         rows = merged_rows(args.output, run_one(args, count))
         write_text_atomic(args.output, json.dumps({"runs": rows}, indent=1) + "\n")
-        plot(rows, args.plot)
+        plot(rows, args.plot, args.mirror)
     table = Table(title=f"generalization against training objects ({args.minutes:g} min each)")
     methods = sorted({m for r in rows for m in r["mean"]})
-    for column in ("N", "real", "views", *methods):
+    for column in ("N", "real", "views", "mirror", *methods):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(str(r["training_objects"]), str(r["real"]), str(r["views"]), *(f"{r['mean'][m]['psnr']:.2f}" if m in r["mean"] else "-" for m in methods))
+        table.add_row(str(r["training_objects"]), str(r["real"]), str(r["views"]), "yes" if r["mirror"] else "no", *(f"{r['mean'][m]['psnr']:.2f}" if m in r["mean"] else "-" for m in methods))
     CONSOLE.print(table)
     CONSOLE.print(f"wrote {args.output} and {args.plot}")
 
