@@ -143,8 +143,9 @@ def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, unseen
 
     inverted = tmp_path / "inverted"
     entrypoint(["invert", "--load-config", str(config_path), "--data", str(three_chairs / object_id), "--views", "2", "--steps", "3", "--output", str(inverted)])
-    entrypoint(["finetune", "--load-config", str(config_path), "--latent", str(inverted / "latent.pt"), "--steps", "5", "--output", str(tmp_path / "from-latent")])
-    assert FinetunedNeRF.load(tmp_path / "from-latent" / "nerf.pt", model.hypernetwork).source["views"] == [2], "the latent's input views are used"
+    entrypoint(["finetune", "--load-config", str(config_path), "--latent", str(inverted / "latent.pt"), "--steps", "5", "--output", str(tmp_path / "from-latent"), "--mirror"])
+    source = FinetunedNeRF.load(tmp_path / "from-latent" / "nerf.pt", model.hypernetwork).source
+    assert source["views"] == [2] and source["mirror"], "the latent's input views are used, with their mirror images"
 
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(InputError, match="junk.pt: not a finetuned NeRF file"):

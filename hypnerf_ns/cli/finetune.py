@@ -15,7 +15,7 @@ from hypnerf_ns.files import write_text_atomic
 from hypnerf_ns.lib.cameras import orbit_like
 from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.prior import NeRFChoice, load_prior
-from hypnerf_ns.lib.views import load_posed_pixels, write_renders
+from hypnerf_ns.lib.views import join_pixels, load_posed_pixels, mirrored, write_renders
 from hypnerf_ns.nerf.latent_files import FinetunedNeRF, Latent
 from hypnerf_ns.tasks.denoise import FILE_NAME as DENOISER_FILE
 from hypnerf_ns.tasks.denoise import load_denoiser
@@ -49,6 +49,9 @@ class Finetune:
     consistency_weight: float = 0.003
     """Weight of the see-through term (0.001-0.01 trade test PSNR for consistency; 0.1 fogs the NeRF)."""
     lr: float = 0.003
+    mirror: bool = False
+    """Also fit each input view's mirror image (x -> -x): for left-right symmetric categories
+    (objects face -y, see docs/data.md), one input view becomes two."""
     no_denoiser: bool = False
     """Fit the rendered views as they are (ablation: self-distillation without the denoiser)."""
     seed: int = 0
@@ -71,12 +74,14 @@ class Finetune:
         if folder is None:
             raise InputError(self.latent, "names no object folder: give --data OBJECT_DIR")
         inputs = load_posed_pixels(folder, "train", views, prior.scale, model.device) if views else None
+        if inputs is not None and self.mirror:
+            inputs = join_pixels(inputs, mirrored(inputs))
         targets = denoised_views(model, generated, denoiser, orbit_like(folder, views[0] if views else 0, prior.scale, self.num_views))
         with CONSOLE.status(f"finetuning {name} ({self.steps} steps)"):
             params = finetune(model, generated, targets, inputs, self.steps, self.input_share, self.consistency_weight, self.lr, seed=self.seed)
         seconds = time.perf_counter() - start_time
         output = self.output if self.output is not None else Path("finetuned") / name
-        source = {"data": str(folder), "views": list(views), "latent": str(self.latent or ""), "object": self.object or "", "denoiser": denoiser is not None}
+        source = {"data": str(folder), "views": list(views), "latent": str(self.latent or ""), "object": self.object or "", "denoiser": denoiser is not None, "mirror": self.mirror}
         FinetunedNeRF(params, model.hypernetwork.fingerprint(), str(self.load_config), name, source).save(output / "nerf.pt")
         metrics = {"object": name, "views": list(views), "seconds": seconds}
         if (folder / "transforms_test.json").is_file():
