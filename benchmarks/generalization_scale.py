@@ -11,7 +11,8 @@ that stops resumes with the next N).
     python benchmarks/generalization_scale.py --procedural /work/data/procedural-chairs --counts 36 300 1000 --minutes 20
 
 Writes benchmarks/results/generalization-scale.json ({"runs": [{"training_objects", "real",
-"procedural", "train_minutes", "views", "mirror", "mean": {method: {"psnr", "ssim", "seconds"}}}]})
+"procedural", "train_minutes", "views", "mirror", "refine_seconds", "procedural_colours", "mean": {method:
+{"psnr", "ssim", "seconds"}}}]})
 and a PNG plot of PSNR against N (runs with real chairs, mirrored or not as `--mirror` says).
 """
 
@@ -29,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hypnerf_ns.cli import entrypoint
-from hypnerf_ns.data.category import list_objects, split_holdout
+from hypnerf_ns.data.category import list_objects, read_json, split_holdout
 from hypnerf_ns.data.writer import write_index
 from hypnerf_ns.files import write_text_atomic
 from hypnerf_ns.method.training import stepped_config, train_step
@@ -70,6 +71,8 @@ class Args:
     """torch threads per run: the budget is the run's own CPU time, so runs may share the machine."""
     mirror: bool = False
     """Evaluate with `eval --mirror` (each input view's mirror image as one more input view); rows say which."""
+    refine_seconds: float = 15.0
+    """`eval --refine-seconds`: how long `refined` fits the generated NeRF (and `scratch` a NeRF from scratch) per object."""
     search_pixels: int = 1024
     """Input pixels on which eval's `nearest` scores every training code (its cost grows with N)."""
     save_minutes: float = 10.0
@@ -92,6 +95,12 @@ def category_of(args: Args, count: int, root: Path) -> Dict[str, int]:
     weight = args.real_share / (1.0 - args.real_share) * len(procedural) / len(real_train) if procedural and real_train else 1.0
     write_index(root, "chair", [index_entry(o, weight) for o in real_train] + [index_entry(o, 1.0) for o in procedural])
     return {"real": len(real_train), "procedural": len(procedural)}
+
+
+def procedural_colours(root: Path) -> str:
+    """How the procedural objects were coloured (objects.json's "colours"; Infinigen's alone before it was recorded)."""
+    entries = read_json(root / "objects.json")["objects"] if (root / "objects.json").is_file() else []
+    return entries[0].get("colours", "baked albedo") if entries else "none"
 
 
 def heldout_of(args: Args, root: Path) -> Path:
@@ -152,18 +161,22 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     if not (config_path.parent / "encoder.pt").is_file():
         entrypoint(["encoder", "train", "--load-config", str(config_path), "--steps", str(args.encoder_steps), "--views-per-object", str(args.encoder_views)])
     rows = []
+    colours = procedural_colours(args.procedural)
     heldout = heldout_of(args, run / "heldout")
     for views in args.views:
         indices = INPUT_VIEWS[views]
-        report_path = run / f"generalization-{views}view{'-mirror' if args.mirror else ''}.json"
+        longer = f"-refine{args.refine_seconds:g}s" if args.refine_seconds != Args.refine_seconds else ""
+        report_path = run / f"generalization-{views}view{'-mirror' if args.mirror else ''}{longer}.json"
         if not report_path.is_file():
             entrypoint(
-                ["eval", "--load-config", str(config_path), "--data", str(heldout), "--input-views", *indices, "--search-pixels", str(args.search_pixels), "--output", str(report_path)]
+                ["eval", "--load-config", str(config_path), "--data", str(heldout), "--input-views", *indices, "--search-pixels", str(args.search_pixels),
+                 "--refine-seconds", str(args.refine_seconds), "--output", str(report_path)]
                 + (["--mirror"] if args.mirror else [])
             )
         report = json.loads(report_path.read_text())
         mean = {method: {k: v for k, v in metrics.items() if k in ("psnr", "ssim", "seconds")} for method, metrics in report["mean"].items()}
-        rows.append({"training_objects": count, **composition, "train_minutes": args.minutes, "views": views, "mirror": args.mirror, "mean": mean})
+        rows.append({"training_objects": count, **composition, "train_minutes": args.minutes, "views": views, "mirror": args.mirror,
+                     "refine_seconds": args.refine_seconds, "procedural_colours": colours, "mean": mean})
     return rows
 
 

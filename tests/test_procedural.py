@@ -16,7 +16,7 @@ from conftest import small_config
 from PIL import Image
 
 from hypnerf_ns.data.meshes import RenderOptions
-from hypnerf_ns.data.procedural import INSTALL, Procedural, check_frame, check_installed, index_entry, object_id
+from hypnerf_ns.data.procedural import INSTALL, Procedural, check_installed, check_style, index_entry, object_id, recolour
 from hypnerf_ns.errors import HypnerfError
 
 INSTALLED = importlib.util.find_spec("bpy") is not None and importlib.util.find_spec("infinigen") is not None
@@ -62,6 +62,7 @@ def test_objects_json_credits_infinigen(chairs: Path) -> None:
     assert [o["id"] for o in listing["objects"]] == [object_id("chair", s) for s in SEEDS]
     for entry, seed in zip(listing["objects"], SEEDS):
         assert entry["seed"] == seed and entry["generator"] == "infinigen 1.15.5" and entry["frame"] == "z-up, front -y"
+        assert "recoloured" in entry["colours"]
         assert entry["factory"].endswith("Factory") and entry["source"].endswith(entry["factory"])
         assert "BSD-3-Clause" in entry["license"] and "Infinigen" in entry["creator"]
 
@@ -81,15 +82,36 @@ def test_chairs_face_minus_y_like_the_furniture_chairs(chairs: Path) -> None:
         assert back[1] > 0.05 and abs(back[0]) < 0.03, f"{entry.id}: back offset (x, y) {back.round(3)}"
 
 
-def test_a_root_made_in_the_old_frame_is_not_resumed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("old_key", ["frame", "colours"])
+def test_a_root_made_in_an_old_style_is_not_resumed(tmp_path: Path, old_key: str) -> None:
     root = tmp_path / "chairs"
     root.mkdir()
-    entry = {k: v for k, v in index_entry("chair", 0).items() if k != "frame"}
+    entry = {k: v for k, v in index_entry("chair", 0).items() if k != old_key}
     (root / "objects.json").write_text(json.dumps({"category": "chair", "objects": [entry]}))
-    with pytest.raises(HypnerfError, match="objects.json: objects made by an older"):
-        check_frame(root / "objects.json")
+    with pytest.raises(HypnerfError, match=f"objects.json: objects made by an older hypnerf-ns \\({old_key}: not recorded"):
+        check_style(root / "objects.json")
     (root / "objects.json").write_text(json.dumps({"category": "chair", "objects": [index_entry("chair", 0)]}))
-    check_frame(root / "objects.json")
+    check_style(root / "objects.json")
+
+
+def test_recolour_changes_some_materials_and_keeps_their_texture() -> None:
+    """Over many seeds about half the materials get a new colour; a recoloured material keeps its
+    texture as relative brightness, an untouched one keeps its colours exactly; same seed, same colours."""
+    rng = np.random.default_rng(0)
+    material = np.repeat(np.arange(4), 50)
+    shade = rng.uniform(0.5, 1.0, (200, 3, 1))
+    corner = (shade * np.array([0.4, 0.3, 0.2])).astype(np.float32)  # brown, textured
+    changed = []
+    for seed in range(40):
+        out = recolour(corner, material, seed)
+        np.testing.assert_array_equal(out, recolour(corner, material, seed))
+        for m in range(4):
+            mine = material == m
+            moved = not np.allclose(out[mine], corner[mine], atol=1e-5)
+            changed.append(moved)
+            if moved:  # the texture survives: brightness ranks as before
+                assert np.corrcoef(out[mine].max(-1).ravel(), corner[mine].max(-1).ravel())[0, 1] > 0.9
+    assert 0.3 < np.mean(changed) < 0.7
 
 
 @needs_infinigen
