@@ -17,7 +17,7 @@ from hypnerf_ns.errors import InputError
 from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.views import load_posed_pixels, mirrored, pixels_of
 from hypnerf_ns.nerf.hypernetwork import Codes
-from hypnerf_ns.nerf.latent_files import Latent, load_codes
+from hypnerf_ns.nerf.latent_files import FinetunedNeRF, Latent, load_codes
 from hypnerf_ns.tasks.inversion import best_start, candidate_codes, invert, invert_blend
 
 SCALE = 0.25  # the trained fixture's image scale (32 px)
@@ -88,6 +88,26 @@ def test_invert_command_writes_latent_metrics_and_renders(trained, three_chairs:
     latent = Latent.load(output / "latent.pt")
     assert latent.source["views"] == [0, 3] and latent.name == object_id
     load_codes(output / "latent.pt", trainer.pipeline.model.hypernetwork)  # made with this prior
+
+
+def test_invert_refines_into_a_nerf_file_that_fits_its_views_better(trained, unseen_chair: Path, tmp_path: Path) -> None:
+    """`invert --mirror --refine-seconds S`: the codes, then the generated NeRF fitted by its own
+    parameters, saved as a finetuned NeRF file that renders the input view (and its mirror image)
+    better than the NeRF of the codes."""
+    config, trainer, _ = trained
+    model = trainer.pipeline.model
+    output = tmp_path / "refined"
+    entrypoint(["invert", "--load-config", str(config.get_base_dir() / "config.yml"), "--data", str(unseen_chair), "--views", "0",
+                "--steps", "20", "--mirror", "--refine-seconds", "4", "--output", str(output)])
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["mirror"] and metrics["refine_seconds"] == 4 and np.isfinite(metrics["test_psnr"])
+    refined = FinetunedNeRF.load(output / "nerf.pt", model.hypernetwork)
+    assert refined.source["mirror"] and refined.source["views"] == [0]
+    inputs = load_posed_pixels(unseen_chair, "train", [0], SCALE, model.device)
+    with torch.no_grad():
+        generated = model.hypernetwork(load_codes(output / "latent.pt", model.hypernetwork))
+    for view in (inputs, mirrored(inputs)):
+        assert score_nerf(model, refined.params, view)[0]["psnr"] > score_nerf(model, generated, view)[0]["psnr"] + 0.5
 
 
 def test_latent_round_trip_and_refusals(trained, tmp_path: Path) -> None:

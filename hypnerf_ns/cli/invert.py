@@ -1,4 +1,5 @@
-"""`hypnerf-ns invert`: a trained prior fitted to posed views of a new object (tasks.inversion): latent file + renders."""
+"""`hypnerf-ns invert`: a trained prior fitted to posed views of a new object (tasks.inversion): latent file + renders,
+and with `--refine-seconds` the generated NeRF fitted further by its own parameters (a finetuned NeRF file)."""
 
 from __future__ import annotations
 
@@ -14,19 +15,20 @@ from rich.console import Console
 from hypnerf_ns.files import write_text_atomic
 from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.prior import load_prior
-from hypnerf_ns.lib.views import load_posed_pixels, write_renders
-from hypnerf_ns.nerf.latent_files import Latent
+from hypnerf_ns.lib.views import join_pixels, load_posed_pixels, mirrored, write_renders
+from hypnerf_ns.nerf.latent_files import FinetunedNeRF, Latent
 from hypnerf_ns.progress import progress_bar
 from hypnerf_ns.tasks.encoder import FILE_NAME as ENCODER_FILE
 from hypnerf_ns.tasks.encoder import encode, load_encoder
-from hypnerf_ns.tasks.inversion import best_start, invert
+from hypnerf_ns.tasks.inversion import best_start, invert, refine
 
 CONSOLE = Console()
 
 
 @dataclass
 class Invert:
-    """Fit the prior's codes to posed views of an object it never saw; write a latent file and renders."""
+    """Fit the prior's codes to posed views of an object it never saw; write a latent file and renders
+    (and, with --refine-seconds, a finetuned NeRF file: the best from one view, docs/using-a-prior.md)."""
 
     load_config: Path
     """config.yml of a trained hyp-nerf (outputs/<experiment>/hyp-nerf/<timestamp>/config.yml)."""
@@ -44,6 +46,13 @@ class Invert:
     start: Literal["auto", "encoder", "search"] = "auto"
     """Starting codes: the run's image encoder (one pass), or the search over every training object's
     code and the mean (renders them all: O(objects)); auto: the encoder if the run has one."""
+    mirror: bool = False
+    """Also fit each input view's mirror image (x -> -x): for left-right symmetric categories
+    (objects face -y, see docs/data.md), one input view becomes two."""
+    refine_seconds: float = 0.0
+    """Then fit the generated NeRF's own parameters (tables and MLP weights) to the views for this
+    long (`eval`'s `refined`); writes nerf.pt (a finetuned NeRF file for `select --finetuned`) and
+    renders from it. 0: codes only."""
     seed: int = 0
 
     def main(self) -> None:
@@ -52,6 +61,8 @@ class Invert:
         model, scale = prior.model, prior.scale
         output = self.output if self.output is not None else Path("inversions") / self.data.name
         pixels = load_posed_pixels(self.data, "train", self.views, scale, model.device)
+        if self.mirror:
+            pixels = join_pixels(pixels, mirrored(pixels))
         encoder_file = prior.run_file(ENCODER_FILE)
         if self.start == "encoder" or (self.start == "auto" and encoder_file.is_file()):
             start, start_name = encode(load_encoder(encoder_file, model.hypernetwork), pixels), "encoder"
@@ -65,15 +76,23 @@ class Invert:
                 model, pixels, start, self.steps, lr=self.lr, prior_weight=self.prior_weight, seed=self.seed,
                 on_step=lambda step, loss: progress.update(task, advance=1, info=f"loss {loss:.4f}"),
             )
+        source = {"data": str(self.data), "split": "train", "views": list(self.views), "mirror": self.mirror}
+        Latent(codes, model.hypernetwork.fingerprint(), str(self.load_config), self.data.name, source).save(output / "latent.pt")
+        written = [output / "latent.pt"]
+        with torch.no_grad():
+            params = model.hypernetwork(codes)
+        if self.refine_seconds > 0:
+            with CONSOLE.status(f"refining the generated NeRF ({self.refine_seconds:g} s)"):
+                params = refine(model, pixels, codes, self.refine_seconds, seed=self.seed)
+            FinetunedNeRF(params, model.hypernetwork.fingerprint(), str(self.load_config), self.data.name, {**source, "refine_seconds": self.refine_seconds}).save(output / "nerf.pt")
+            written.append(output / "nerf.pt")
         seconds = time.perf_counter() - start_time
-        latent = Latent(codes, model.hypernetwork.fingerprint(), str(self.load_config), self.data.name, {"data": str(self.data), "split": "train", "views": list(self.views)})
-        latent.save(output / "latent.pt")
-        metrics = {"object": self.data.name, "views": list(self.views), "seconds": seconds, "start": start_name}
+        metrics = {"object": self.data.name, "views": list(self.views), "mirror": self.mirror, "refine_seconds": self.refine_seconds, "seconds": seconds, "start": start_name}
         if (self.data / "transforms_test.json").is_file():
             test = load_posed_pixels(self.data, "test", None, scale, model.device)
-            with torch.no_grad():
-                scores, rgb = score_nerf(model, model.hypernetwork(codes), test)
-            metrics["test_psnr"] = scores["psnr"]
+            scores, rgb = score_nerf(model, params, test)
+            metrics["test_psnr"], metrics["test_ssim"] = scores["psnr"], scores["ssim"]
             write_renders(rgb, test.size, output / "renders")
         write_text_atomic(output / "metrics.json", json.dumps(metrics, indent=1) + "\n")
-        CONSOLE.print(f"wrote {output / 'latent.pt'} in {seconds:.1f} s" + (f"; test-view PSNR {metrics['test_psnr']:.2f} dB" if "test_psnr" in metrics else ""))
+        summary = f"; test-view PSNR {metrics['test_psnr']:.2f} dB" if "test_psnr" in metrics else ""
+        CONSOLE.print(f"wrote {' and '.join(map(str, written))} in {seconds:.1f} s{summary}")
