@@ -161,7 +161,7 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     if not (config_path.parent / "encoder.pt").is_file():
         entrypoint(["encoder", "train", "--load-config", str(config_path), "--steps", str(args.encoder_steps), "--views-per-object", str(args.encoder_views)])
     rows = []
-    colours = procedural_colours(args.procedural)
+    colours = procedural_colours(args.procedural) if composition["procedural"] else "none"
     heldout = heldout_of(args, run / "heldout")
     for views in args.views:
         indices = INPUT_VIEWS[views]
@@ -180,9 +180,10 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     return rows
 
 
-def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool) -> None:
+def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refine_seconds: float, colours: str) -> None:
     """PSNR against N, one line per method and number of input views (the runs with real chairs,
-    evaluated with or without mirrored input views as `mirror` says)."""
+    evaluated with or without mirrored input views and with `refine_seconds` as given, procedural
+    chairs coloured as `colours` says)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,7 +191,10 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool) -> None:
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for axis, views in zip(axes, INPUT_VIEWS):
-        chosen = sorted((r for r in rows if r["views"] == views and r["real"] > 0 and r["mirror"] == mirror), key=lambda r: r["training_objects"])
+        chosen = sorted(
+            (r for r in rows if r["views"] == views and r["real"] > 0 and r["mirror"] == mirror and r["refine_seconds"] == refine_seconds and r["procedural_colours"] in (colours, "none")),
+            key=lambda r: r["training_objects"],
+        )
         for method in sorted({m for r in chosen for m in r["mean"]}):
             points = [(r["training_objects"], r["mean"][method]["psnr"]) for r in chosen if method in r["mean"]]
             axis.plot(*zip(*points), marker="o", label=method)
@@ -206,11 +210,12 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool) -> None:
 
 
 def merged_rows(path: Path, new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The rows already in `path` (other N, real objects, views or mirroring, e.g. from a run in
-    another process) with `new` replacing those of the same N, real objects, views and mirroring."""
+    """The rows already in `path` (other N, real objects, views, mirroring, refine time or
+    procedural colouring, e.g. from a run in another process) with `new` replacing those that
+    agree on all of them."""
 
-    def key(row: Dict[str, Any]) -> Tuple[int, int, int, bool]:
-        return row["training_objects"], row["real"], row["views"], row["mirror"]
+    def key(row: Dict[str, Any]) -> Tuple[int, int, int, bool, float, str]:
+        return row["training_objects"], row["real"], row["views"], row["mirror"], row["refine_seconds"], row["procedural_colours"]
 
     measured = {key(r) for r in new}
     old = json.loads(path.read_text())["runs"] if path.is_file() else []
@@ -222,13 +227,16 @@ def main(args: Args) -> None:
     for count in args.counts:
         rows = merged_rows(args.output, run_one(args, count))
         write_text_atomic(args.output, json.dumps({"runs": rows}, indent=1) + "\n")
-        plot(rows, args.plot, args.mirror)
+        plot(rows, args.plot, args.mirror, args.refine_seconds, procedural_colours(args.procedural))
     table = Table(title=f"generalization against training objects ({args.minutes:g} min each)")
     methods = sorted({m for r in rows for m in r["mean"]})
-    for column in ("N", "real", "views", "mirror", *methods):
+    for column in ("N", "real", "views", "mirror", "refine s", "procedural colours", *methods):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(str(r["training_objects"]), str(r["real"]), str(r["views"]), "yes" if r["mirror"] else "no", *(f"{r['mean'][m]['psnr']:.2f}" if m in r["mean"] else "-" for m in methods))
+        table.add_row(
+            str(r["training_objects"]), str(r["real"]), str(r["views"]), "yes" if r["mirror"] else "no", f"{r['refine_seconds']:g}", r["procedural_colours"][:12],
+            *(f"{r['mean'][m]['psnr']:.2f}" if m in r["mean"] else "-" for m in methods),
+        )
     CONSOLE.print(table)
     CONSOLE.print(f"wrote {args.output} and {args.plot}")
 
