@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
+import torch
 import tyro
-from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from hypnerf_ns.data.category import list_objects, read_json
+from hypnerf_ns.data.category import list_objects
 from hypnerf_ns.files import write_text_atomic
+from hypnerf_ns.lib.views import load_cameras, read_rgba
 from hypnerf_ns.progress import progress_bar
 
 CONSOLE = Console()
@@ -44,14 +45,11 @@ class Args:
 
 def foreground_pixels(folder: Path, views: int) -> np.ndarray:
     """sRGB colours [P, 3] in [0, 1] of the foreground pixels of `views` evenly spaced training views."""
-    frames = read_json(folder / "transforms_train.json")["frames"]
-    chosen = [frames[k] for k in np.linspace(0, len(frames) - 1, views).round().astype(int)]
-    pixels = []
-    for frame in chosen:
-        path = folder / frame["file_path"]
-        rgba = np.asarray(Image.open(path if path.suffix else path.with_suffix(".png")).convert("RGBA"), dtype=np.float32) / 255
-        pixels.append(rgba[rgba[..., 3] > 0.5, :3])
-    return np.concatenate(pixels)
+    cameras, files = load_cameras(folder, "train", None, 1.0)
+    size = (int(cameras.height[0]), int(cameras.width[0]))
+    chosen = np.linspace(0, len(files) - 1, views).round().astype(int)
+    rgba = torch.stack([read_rgba(files[k], size) for k in chosen]).reshape(-1, 4).numpy()
+    return rgba[rgba[:, 3] > 0.5, :3]
 
 
 def statistics(pixels: np.ndarray) -> Dict[str, float]:

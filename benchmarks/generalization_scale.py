@@ -163,9 +163,9 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     rows = []
     colours = procedural_colours(args.procedural) if composition["procedural"] else "none"
     heldout = heldout_of(args, run / "heldout")
+    longer = f"-refine{args.refine_seconds:g}s" if args.refine_seconds != Args.refine_seconds else ""
     for views in args.views:
         indices = INPUT_VIEWS[views]
-        longer = f"-refine{args.refine_seconds:g}s" if args.refine_seconds != Args.refine_seconds else ""
         report_path = run / f"generalization-{views}view{'-mirror' if args.mirror else ''}{longer}.json"
         if not report_path.is_file():
             entrypoint(

@@ -9,9 +9,9 @@ their base colour (no bump, bevel, metal or glass), Cycles bakes the diffuse col
 one sample on a few thousand of the mesh's faces, and every vertex takes the colour of its
 nearest baked faces of the same material. Infinigen's palettes are darker and greyer than real
 chairs' (mean foreground luminance 0.27 vs 0.34, 90th percentile of saturation 0.48 vs 0.72 over
-the dev chairs), so half the materials are recoloured (`recolour`). The full-resolution mesh with these colours is then
-rendered by the project's Embree renderer from the same cameras as every other category
-(`meshes.render_object`) and written in the category layout (`writer.py`).
+the dev chairs), so half the materials are recoloured (`recolour`). The full-resolution mesh
+with these colours is then rendered by the project's Embree renderer from the same cameras as
+every other category (`meshes.render_object`) and written in the category layout (`writer.py`).
 
 Objects are made in parallel by worker processes that load Blender once; Blender's output
 goes to `OUTPUT/.logs/`. Existing object folders are kept (an interrupted run resumes) and
