@@ -11,7 +11,7 @@ that stops resumes with the next N).
     python benchmarks/generalization_scale.py --procedural /work/data/procedural-chairs --counts 36 300 1000 --minutes 20
 
 Writes benchmarks/results/generalization-scale.json ({"runs": [{"training_objects", "real",
-"procedural", "train_minutes", "views", "mirror", "refine_seconds", "procedural_colours", "mean": {method:
+"procedural", "train_minutes", "views", "mirror", "refine", "procedural_colours", "mean": {method:
 {"psnr", "ssim", "seconds"}}}]})
 and a PNG plot of PSNR against N (runs with real chairs, mirrored or not as `--mirror` says).
 """
@@ -71,8 +71,9 @@ class Args:
     """torch threads per run: the budget is the run's own CPU time, so runs may share the machine."""
     mirror: bool = False
     """Evaluate with `eval --mirror` (each input view's mirror image as one more input view); rows say which."""
-    refine_seconds: float = 15.0
-    """`eval --refine-seconds`: how long `refined` fits the generated NeRF (and `scratch` a NeRF from scratch) per object."""
+    refine_steps: int = 300
+    """`eval --refine-steps`: steps of `refined` fitting the NeRF through the hypernetwork (`scratch`
+    fits a NeRF from scratch for as long) per object."""
     search_pixels: int = 1024
     """Input pixels on which eval's `nearest` scores every training code (its cost grows with N)."""
     save_minutes: float = 10.0
@@ -101,6 +102,12 @@ def procedural_colours(root: Path) -> str:
     """How the procedural objects were coloured (objects.json's "colours"; Infinigen's alone before it was recorded)."""
     entries = read_json(root / "objects.json")["objects"] if (root / "objects.json").is_file() else []
     return entries[0].get("colours", "baked albedo") if entries else "none"
+
+
+def refine_label(steps: int) -> str:
+    """How `refined` was fitted, as rows record it (before session 12: the NeRF's own parameters for
+    a number of seconds, "own parameters, 15 s")."""
+    return f"hypernetwork, {steps} steps"
 
 
 def heldout_of(args: Args, root: Path) -> Path:
@@ -163,26 +170,26 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     rows = []
     colours = procedural_colours(args.procedural) if composition["procedural"] else "none"
     heldout = heldout_of(args, run / "heldout")
-    longer = f"-refine{args.refine_seconds:g}s" if args.refine_seconds != Args.refine_seconds else ""
+    refinement = refine_label(args.refine_steps)
     for views in args.views:
         indices = INPUT_VIEWS[views]
-        report_path = run / f"generalization-{views}view{'-mirror' if args.mirror else ''}{longer}.json"
+        report_path = run / f"generalization-{views}view{'-mirror' if args.mirror else ''}-refine{args.refine_steps}.json"
         if not report_path.is_file():
             entrypoint(
                 ["eval", "--load-config", str(config_path), "--data", str(heldout), "--input-views", *indices, "--search-pixels", str(args.search_pixels),
-                 "--refine-seconds", str(args.refine_seconds), "--output", str(report_path)]
+                 "--refine-steps", str(args.refine_steps), "--output", str(report_path)]
                 + (["--mirror"] if args.mirror else [])
             )
         report = json.loads(report_path.read_text())
         mean = {method: {k: v for k, v in metrics.items() if k in ("psnr", "ssim", "seconds")} for method, metrics in report["mean"].items()}
         rows.append({"training_objects": count, **composition, "train_minutes": args.minutes, "views": views, "mirror": args.mirror,
-                     "refine_seconds": args.refine_seconds, "procedural_colours": colours, "mean": mean})
+                     "refine": refinement, "procedural_colours": colours, "mean": mean})
     return rows
 
 
-def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refine_seconds: float, colours: str) -> None:
+def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: str, colours: str) -> None:
     """PSNR against N, one line per method and number of input views (the runs with real chairs,
-    evaluated with or without mirrored input views and with `refine_seconds` as given, procedural
+    evaluated with or without mirrored input views and refined as `refinement` says, procedural
     chairs coloured as `colours` says)."""
     import matplotlib
 
@@ -192,7 +199,7 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refine_seconds: f
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for axis, views in zip(axes, INPUT_VIEWS):
         chosen = sorted(
-            (r for r in rows if r["views"] == views and r["real"] > 0 and r["mirror"] == mirror and r["refine_seconds"] == refine_seconds and r["procedural_colours"] in (colours, "none")),
+            (r for r in rows if r["views"] == views and r["real"] > 0 and r["mirror"] == mirror and r["refine"] == refinement and r["procedural_colours"] in (colours, "none")),
             key=lambda r: r["training_objects"],
         )
         for method in sorted({m for r in chosen for m in r["mean"]}):
@@ -210,12 +217,12 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refine_seconds: f
 
 
 def merged_rows(path: Path, new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The rows already in `path` (other N, real objects, views, mirroring, refine time or
+    """The rows already in `path` (other N, real objects, views, mirroring, refinement or
     procedural colouring, e.g. from a run in another process) with `new` replacing those that
     agree on all of them."""
 
-    def key(row: Dict[str, Any]) -> Tuple[int, int, int, bool, float, str]:
-        return row["training_objects"], row["real"], row["views"], row["mirror"], row["refine_seconds"], row["procedural_colours"]
+    def key(row: Dict[str, Any]) -> Tuple[int, int, int, bool, str, str]:
+        return row["training_objects"], row["real"], row["views"], row["mirror"], row["refine"], row["procedural_colours"]
 
     measured = {key(r) for r in new}
     old = json.loads(path.read_text())["runs"] if path.is_file() else []
@@ -227,14 +234,14 @@ def main(args: Args) -> None:
     for count in args.counts:
         rows = merged_rows(args.output, run_one(args, count))
         write_text_atomic(args.output, json.dumps({"runs": rows}, indent=1) + "\n")
-        plot(rows, args.plot, args.mirror, args.refine_seconds, procedural_colours(args.procedural))
+        plot(rows, args.plot, args.mirror, refine_label(args.refine_steps), procedural_colours(args.procedural))
     table = Table(title=f"generalization against training objects ({args.minutes:g} min each)")
     methods = sorted({m for r in rows for m in r["mean"]})
-    for column in ("N", "real", "views", "mirror", "refine s", "procedural colours", *methods):
+    for column in ("N", "real", "views", "mirror", "refine", "procedural colours", *methods):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
-            str(r["training_objects"]), str(r["real"]), str(r["views"]), "yes" if r["mirror"] else "no", f"{r['refine_seconds']:g}", r["procedural_colours"][:12],
+            str(r["training_objects"]), str(r["real"]), str(r["views"]), "yes" if r["mirror"] else "no", r["refine"], r["procedural_colours"][:12],
             *(f"{r['mean'][m]['psnr']:.2f}" if m in r["mean"] else "-" for m in methods),
         )
     CONSOLE.print(table)

@@ -159,7 +159,7 @@ def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, unseen
     for folder in [*(three_chairs / o for o in model.object_ids), unseen_chair]:
         (root / folder.name).symlink_to(folder)
     report_path = tmp_path / "generalization.json"
-    entrypoint(["eval", "--load-config", str(config_path), "--data", str(root), "--output", str(report_path), "--steps", "3", "--refine-seconds", "1", "--finetune", "--finetune-steps", "10"])
+    entrypoint(["eval", "--load-config", str(config_path), "--data", str(root), "--output", str(report_path), "--steps", "3", "--refine-steps", "20", "--finetune", "--finetune-steps", "10"])
     result = json.loads(report_path.read_text())["objects"][unseen]
     for method in ("prior", "refined", "finetuned", "distilled"):
         assert np.isfinite(result[method]["psnr"]) and 0.0 <= result[method]["see_through"] <= 1.0

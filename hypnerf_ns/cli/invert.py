@@ -1,5 +1,5 @@
 """`hypnerf-ns invert`: a trained prior fitted to posed views of a new object (tasks.inversion): latent file + renders,
-and with `--refine-seconds` the generated NeRF fitted further by its own parameters (a finetuned NeRF file)."""
+and with `--refine-steps` the NeRF fitted further through a copy of the hypernetwork (a finetuned NeRF file)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ CONSOLE = Console()
 @dataclass
 class Invert:
     """Fit the prior's codes to posed views of an object it never saw; write a latent file and renders
-    (and, with --refine-seconds, a finetuned NeRF file: the best from one view, docs/using-a-prior.md)."""
+    (and, with --refine-steps, a finetuned NeRF file: the best from one view, docs/using-a-prior.md)."""
 
     load_config: Path
     """config.yml of a trained hyp-nerf (outputs/<experiment>/hyp-nerf/<timestamp>/config.yml)."""
@@ -49,10 +49,10 @@ class Invert:
     mirror: bool = False
     """Also fit each input view's mirror image (x -> -x): for left-right symmetric categories
     (objects face -y, see docs/data.md), one input view becomes two."""
-    refine_seconds: float = 0.0
-    """Then fit the generated NeRF's own parameters (tables and MLP weights) to the views for this
-    long (`eval`'s `refined`); writes nerf.pt (a finetuned NeRF file for `select --finetuned`) and
-    renders from it. 0: codes only."""
+    refine_steps: int = 0
+    """Then fit the NeRF to the views through a copy of the hypernetwork for this many steps (300:
+    `eval`'s `refined`, tasks.inversion.refine); writes nerf.pt (a finetuned NeRF file for
+    `select --finetuned`) and renders from it. 0: codes only."""
     seed: int = 0
 
     def main(self) -> None:
@@ -81,13 +81,14 @@ class Invert:
         written = [output / "latent.pt"]
         with torch.no_grad():
             params = model.hypernetwork(codes)
-        if self.refine_seconds > 0:
-            with CONSOLE.status(f"refining the generated NeRF ({self.refine_seconds:g} s)"):
-                params = refine(model, pixels, codes, self.refine_seconds, seed=self.seed)
-            FinetunedNeRF(params, model.hypernetwork.fingerprint(), str(self.load_config), self.data.name, {**source, "refine_seconds": self.refine_seconds}).save(output / "nerf.pt")
+        if self.refine_steps > 0:
+            with progress_bar(info=True) as progress:
+                task = progress.add_task("refining the NeRF", total=self.refine_steps, info="")
+                params = refine(model, pixels, codes, steps=self.refine_steps, seed=self.seed, on_step=lambda step, loss: progress.update(task, advance=1, info=f"loss {loss:.4f}"))
+            FinetunedNeRF(params, model.hypernetwork.fingerprint(), str(self.load_config), self.data.name, {**source, "refine_steps": self.refine_steps}).save(output / "nerf.pt")
             written.append(output / "nerf.pt")
         seconds = time.perf_counter() - start_time
-        metrics = {"object": self.data.name, "views": list(self.views), "mirror": self.mirror, "refine_seconds": self.refine_seconds, "seconds": seconds, "start": start_name}
+        metrics = {"object": self.data.name, "views": list(self.views), "mirror": self.mirror, "refine_steps": self.refine_steps, "seconds": seconds, "start": start_name}
         if (self.data / "transforms_test.json").is_file():
             test = load_posed_pixels(self.data, "test", None, scale, model.device)
             scores, rgb = score_nerf(model, params, test)

@@ -9,8 +9,8 @@ all their test views on white, seconds per object):
 - `prior`:    a start (the encoder's codes if the run has an encoder, else `nearest`) + code
               inversion (`inversion.invert`)
 - `encoder`:  codes straight from the input views by the run's image encoder (`encoder.py`), if any
-- `refined`:  `prior`, then the generated NeRF's own parameters fitted to the input views for
-              `--refine-seconds` (`inversion.refine`; the prior as an initialisation)
+- `refined`:  `prior`, then the NeRF fitted to the input views through a copy of the
+              hypernetwork for `--refine-steps` (`inversion.refine`, pivotal tuning)
 - `nearest`:  the training object whose code best renders the input views, no optimisation
 - `mean`:     the mean of the training codes
 - `scratch`:  the same small NeRF fitted to the input views from scratch, for as long as
@@ -60,7 +60,7 @@ BYTES_PER_FLOAT = 4  # codes and NeRF parameters are stored as float32
 
 
 def generalization_of(
-    model: HypNeRFModel, folder: Path, views: Tuple[int, ...], scale: float, steps: int, refine_seconds: float,
+    model: HypNeRFModel, folder: Path, views: Tuple[int, ...], scale: float, steps: int, refine_steps: int,
     finetune_steps: Optional[int] = None, denoiser: Optional[Denoiser] = None, encoder: Optional[ImageEncoder] = None, search_pixels: int = 4096,
     mirror: bool = False,
 ) -> Results:
@@ -94,7 +94,7 @@ def generalization_of(
         for name, method_codes, seconds in methods:
             results[name] = {**score_nerf(model, model.hypernetwork(method_codes), test)[0], "seconds": seconds}
     refine_start = time.perf_counter()
-    refined = refine(model, pixels, codes, refine_seconds)
+    refined = refine(model, pixels, codes, steps=refine_steps)
     refined_seconds = prior_seconds + time.perf_counter() - refine_start
     results["refined"] = {**score_nerf(model, refined, test)[0], "seconds": refined_seconds}
     scratch_start = time.perf_counter()

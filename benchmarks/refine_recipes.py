@@ -1,0 +1,157 @@
+"""Which refinement after code inversion generalizes best to unseen views of an unseen object?
+
+On the objects of `--data` a trained prior never saw (the 6 held-out real dev chairs), from the
+input views `--views` (and their mirror images with `--mirror`), the codes are found as eval's
+`prior` does (the image encoder's codes, or the best training code, then `invert`); then each
+recipe fits for the same number of steps (`--steps`: equal work, whatever else runs on the
+machine) and is scored on all test views (PSNR / SSIM on white, as `hypnerf-ns eval`):
+
+- `prior`:          the inverted codes' NeRF, no refinement
+- `free:LR`:        the generated NeRF's own parameters fitted (eval's `refined` before session 12)
+- `anchored:W`:     `free` plus W * the mean squared change of each parameter group from the generated
+                    one (over its variance)
+- `pivotal:LR`:     a copy of the hypernetwork (all its weights) and the codes fitted together
+                    (pivotal tuning, as in GAN inversion: the NeRF stays the output of a hypernetwork)
+- `refine:LR`:      the same without the hash-table head's weight (98% of the weights):
+                    `inversion.refine`, eval's `refined`
+
+    python benchmarks/refine_recipes.py --load-config outputs/s11/study/n300/study/hyp-nerf/run/config.yml --mirror \
+        --recipes prior free:0.003 anchored:1 pivotal:0.001 refine:0.001
+
+Writes `--output` (JSON {"checkpoint", "views", "mirror", "steps", "objects": {id: {recipe: {psnr, ssim, seconds}}},
+"mean": {...}}) and prints a table.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import torch
+import tyro
+from rich.console import Console
+from rich.table import Table
+
+from hypnerf_ns.data.category import list_objects
+from hypnerf_ns.files import write_text_atomic
+from hypnerf_ns.lib.metrics import score_nerf
+from hypnerf_ns.lib.prior import load_prior
+from hypnerf_ns.lib.views import PosedPixels, join_pixels, load_posed_pixels, mirrored
+from hypnerf_ns.method.model import HypNeRFModel
+from hypnerf_ns.nerf.hypernetwork import Codes, NeRFParams
+from hypnerf_ns.progress import progress_bar
+from hypnerf_ns.tasks.encoder import encode, load_encoder
+from hypnerf_ns.tasks.evaluation import mean_over
+from hypnerf_ns.tasks.inversion import best_start, fit, invert, refine
+
+CONSOLE = Console()
+Recipe = Callable[[HypNeRFModel, PosedPixels, Codes], NeRFParams]
+
+
+@dataclass
+class Args:
+    load_config: Path
+    data: Path = Path("../shared/data/chairs-dev")
+    """Category root; its objects the prior was not trained on are evaluated."""
+    views: List[int] = field(default_factory=lambda: [0])
+    """Input view indices of each object's train split."""
+    mirror: bool = False
+    """Add each input view's mirror image (eval --mirror)."""
+    steps: int = 300
+    """Fitting steps of every recipe."""
+    recipes: List[str] = field(default_factory=lambda: ["prior", "free:0.003", "anchored:1", "pivotal:0.001", "refine:0.001"])
+    """Recipes to compare, NAME or NAME:VALUE (the anchor weight, or the learning rate of free and pivotal)."""
+    search_pixels: int = 1024
+    threads: int = 2
+    output: Path = Path("benchmarks/results/refine-recipes.json")
+
+
+def pivotal(model: HypNeRFModel, pixels: PosedPixels, codes: Codes, steps: int, lr: float) -> NeRFParams:
+    """The NeRF of a copy of the hypernetwork whose weights (all of them) are fitted on `pixels` with the codes."""
+    hypernetwork = copy.deepcopy(model.hypernetwork).requires_grad_(True)
+    shape = codes.shape.detach().clone().requires_grad_(True)
+    color = codes.color.detach().clone().requires_grad_(True)
+    fit(model, pixels, [shape, color, *hypernetwork.parameters()], lambda: hypernetwork(Codes(shape, color)), steps, lr=lr)
+    with torch.no_grad():
+        return hypernetwork(Codes(shape, color))
+
+
+def anchored(model: HypNeRFModel, pixels: PosedPixels, codes: Codes, steps: int, lr: float, weight: float) -> NeRFParams:
+    """The generated NeRF's own parameters fitted on `pixels`, plus `weight` * the mean squared
+    change of every parameter group from the generated one (over its variance)."""
+    with torch.no_grad():
+        generated = model.hypernetwork(codes)
+    params = {name: value.detach().clone().requires_grad_(True) for name, value in generated.items()}
+
+    def change(_: NeRFParams, __: torch.Tensor) -> torch.Tensor:
+        return weight * sum(((params[n] - generated[n]) ** 2).mean() / generated[n].var().clamp_min(1e-8) for n in params)
+
+    fit(model, pixels, list(params.values()), lambda: params, steps, lr=lr, regulariser=change if weight > 0 else None)
+    return {name: value.detach() for name, value in params.items()}
+
+
+def recipe_of(spec: str, steps: int) -> Recipe:
+    """The recipe `spec` names (NAME or NAME:VALUE)."""
+    name, _, value = spec.partition(":")
+    number = float(value) if value else 0.0
+    recipes: Dict[str, Recipe] = {
+        "prior": lambda model, pixels, codes: {k: v.detach() for k, v in model.hypernetwork(codes).items()},
+        "free": lambda model, pixels, codes: anchored(model, pixels, codes, steps, number or 0.003, 0.0),
+        "anchored": lambda model, pixels, codes: anchored(model, pixels, codes, steps, 0.003, number),
+        "pivotal": lambda model, pixels, codes: pivotal(model, pixels, codes, steps, number or 0.001),
+        "refine": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.001),
+    }
+    if name not in recipes:
+        raise SystemExit(f"unknown recipe {spec!r}; choose from {', '.join(recipes)}")
+    return recipes[name]
+
+
+def main(args: Args) -> None:
+    torch.set_num_threads(args.threads)
+    prior = load_prior(args.load_config)
+    model = prior.model
+    encoder_path = prior.run_file("encoder.pt")
+    encoder = load_encoder(encoder_path, model.hypernetwork) if encoder_path.is_file() else None
+    unseen = [o for o in list_objects(args.data) if o.id not in model.object_ids]
+    if not unseen:
+        raise SystemExit(f"{args.data} has no objects the prior at {args.load_config} was not trained on")
+    chosen = {spec: recipe_of(spec, args.steps) for spec in args.recipes}
+    objects: Dict[str, Dict[str, Dict[str, float]]] = {}
+    with progress_bar() as progress:
+        task = progress.add_task("recipes", total=len(unseen) * len(chosen))
+        for entry in unseen:
+            pixels = load_posed_pixels(entry.folder, "train", args.views, prior.scale, model.device)
+            if args.mirror:
+                pixels = join_pixels(pixels, mirrored(pixels))
+            test = load_posed_pixels(entry.folder, "test", None, prior.scale, model.device)
+            start = encode(encoder, pixels) if encoder is not None else best_start(model, pixels, count=args.search_pixels)[0]
+            codes = invert(model, pixels, start)
+            objects[entry.id] = {}
+            for name, recipe in chosen.items():
+                began = time.perf_counter()
+                torch.manual_seed(0)
+                params = recipe(model, pixels, codes)
+                seconds = time.perf_counter() - began
+                with torch.no_grad():
+                    metrics = score_nerf(model, params, test)[0]
+                objects[entry.id][name] = {"psnr": metrics["psnr"], "ssim": metrics["ssim"], "seconds": seconds}
+                progress.console.print(f"{entry.id} {name}: {metrics['psnr']:.2f} dB ({seconds:.0f} s)")
+                progress.advance(task)
+    mean = mean_over(objects)
+    report = {"checkpoint": str(args.load_config), "views": args.views, "mirror": args.mirror, "steps": args.steps, "objects": objects, "mean": mean}
+    write_text_atomic(args.output, json.dumps(report, indent=1) + "\n")
+    table = Table(title=f"refinement recipes, {len(unseen)} unseen objects, input views {args.views}{' + mirrors' if args.mirror else ''}, {args.steps} steps")
+    for column in ("recipe", "PSNR", "SSIM", "s / object"):
+        table.add_column(column, justify="right")
+    for name, metrics in mean.items():
+        table.add_row(name, f"{metrics['psnr']:.2f}", f"{metrics['ssim']:.3f}", f"{metrics['seconds']:.1f}")
+    CONSOLE.print(table)
+    CONSOLE.print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
