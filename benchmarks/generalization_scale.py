@@ -11,7 +11,7 @@ that stops resumes with the next N).
     python benchmarks/generalization_scale.py --procedural /work/data/procedural-chairs --counts 36 300 1000 --minutes 20
 
 Writes benchmarks/results/generalization-scale.json ({"runs": [{"training_objects", "real",
-"procedural", "train_minutes", "views", "mirror", "refine", "procedural_colours", "mean": {method:
+"procedural", "train_minutes", "views", "mirror", "refine", "procedural_colours", "kl_weight", "mean": {method:
 {"psnr", "ssim", "seconds"}}}]})
 and a PNG plot of PSNR against N (runs with real chairs, mirrored or not as `--mirror` says).
 """
@@ -76,6 +76,8 @@ class Args:
     fits a NeRF from scratch for as long) per object."""
     search_pixels: int = 1024
     """Input pixels on which eval's `nearest` scores every training code (its cost grows with N)."""
+    kl_weight: Optional[float] = None
+    """The model's `kl_weight` (the code regulariser; default the hyp-nerf config's); rows record it."""
     save_minutes: float = 10.0
     """Wall minutes between checkpoints of a training run (a stopped run resumes from the last)."""
     seed: int = 0
@@ -110,6 +112,11 @@ def refine_label(steps: int) -> str:
     return f"hypernetwork, {steps} steps"
 
 
+def kl_weight_of(args: Args) -> float:
+    """The code regulariser's weight the runs train with."""
+    return hyp_nerf.config.pipeline.model.kl_weight if args.kl_weight is None else args.kl_weight
+
+
 def heldout_of(args: Args, root: Path) -> Path:
     """Write a category root at `root` of the held-out real chairs (every `--holdout-every`-th),
     the objects every run is evaluated on, whatever it was trained on; return it."""
@@ -124,6 +131,8 @@ def train(args: Args, data: Path, run: Path) -> Path:
     time spent are saved every `--save-minutes`, and a stopped run resumes from them."""
     config = stepped_config(hyp_nerf.config, data, run, args.resolution_scale, args.seed)
     config.experiment_name = "study"
+    if args.kl_weight is not None:
+        config.pipeline.model.kl_weight = args.kl_weight
     config.timestamp = "run"
     progress_file = run / "train-progress.json"
     seconds, step = 0.0, 0
@@ -183,13 +192,14 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
         report = json.loads(report_path.read_text())
         mean = {method: {k: v for k, v in metrics.items() if k in ("psnr", "ssim", "seconds")} for method, metrics in report["mean"].items()}
         rows.append({"training_objects": count, **composition, "train_minutes": args.minutes, "views": views, "mirror": args.mirror,
-                     "refine": refinement, "procedural_colours": colours, "mean": mean})
+                     "refine": refinement, "procedural_colours": colours, "kl_weight": kl_weight_of(args), "mean": mean})
     return rows
 
 
-def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: str, colours: str) -> None:
+def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: str, colours: str, kl_weight: float) -> None:
     """PSNR against N, one line per method and number of input views (the runs with real chairs,
-    evaluated with or without mirrored input views and refined as `refinement` says, procedural
+    evaluated with or without mirrored input views and refined as `refinement` says, trained with
+    `kl_weight`, procedural
     chairs coloured as `colours` says)."""
     import matplotlib
 
@@ -198,8 +208,9 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: str, 
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for axis, views in zip(axes, INPUT_VIEWS):
+        wanted = {"views": views, "mirror": mirror, "refine": refinement, "kl_weight": kl_weight}
         chosen = sorted(
-            (r for r in rows if r["views"] == views and r["real"] > 0 and r["mirror"] == mirror and r["refine"] == refinement and r["procedural_colours"] in (colours, "none")),
+            (r for r in rows if all(r[k] == v for k, v in wanted.items()) and r["real"] > 0 and r["procedural_colours"] in (colours, "none")),
             key=lambda r: r["training_objects"],
         )
         for method in sorted({m for r in chosen for m in r["mean"]}):
@@ -217,12 +228,12 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: str, 
 
 
 def merged_rows(path: Path, new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The rows already in `path` (other N, real objects, views, mirroring, refinement or
+    """The rows already in `path` (other N, real objects, views, mirroring, refinement, KL weight or
     procedural colouring, e.g. from a run in another process) with `new` replacing those that
     agree on all of them."""
 
-    def key(row: Dict[str, Any]) -> Tuple[int, int, int, bool, str, str]:
-        return row["training_objects"], row["real"], row["views"], row["mirror"], row["refine"], row["procedural_colours"]
+    def key(row: Dict[str, Any]) -> Tuple[int, int, int, bool, str, str, float]:
+        return row["training_objects"], row["real"], row["views"], row["mirror"], row["refine"], row["procedural_colours"], row["kl_weight"]
 
     measured = {key(r) for r in new}
     old = json.loads(path.read_text())["runs"] if path.is_file() else []
@@ -234,7 +245,7 @@ def main(args: Args) -> None:
     for count in args.counts:
         rows = merged_rows(args.output, run_one(args, count))
         write_text_atomic(args.output, json.dumps({"runs": rows}, indent=1) + "\n")
-        plot(rows, args.plot, args.mirror, refine_label(args.refine_steps), procedural_colours(args.procedural))
+        plot(rows, args.plot, args.mirror, refine_label(args.refine_steps), procedural_colours(args.procedural), kl_weight_of(args))
     table = Table(title=f"generalization against training objects ({args.minutes:g} min each)")
     methods = sorted({m for r in rows for m in r["mean"]})
     for column in ("N", "real", "views", "mirror", "refine", "procedural colours", *methods):

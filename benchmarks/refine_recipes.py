@@ -40,7 +40,7 @@ from hypnerf_ns.data.category import list_objects
 from hypnerf_ns.files import write_text_atomic
 from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.prior import load_prior
-from hypnerf_ns.lib.views import PosedPixels, join_pixels, load_posed_pixels, mirrored
+from hypnerf_ns.lib.views import PosedPixels, load_posed_pixels
 from hypnerf_ns.method.model import HypNeRFModel
 from hypnerf_ns.nerf.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.progress import progress_bar
@@ -124,9 +124,7 @@ def main(args: Args) -> None:
     with progress_bar() as progress:
         task = progress.add_task("recipes", total=len(unseen) * len(chosen))
         for entry in unseen:
-            pixels = load_posed_pixels(entry.folder, "train", args.views, prior.scale, model.device)
-            if args.mirror:
-                pixels = join_pixels(pixels, mirrored(pixels))
+            pixels = load_posed_pixels(entry.folder, "train", args.views, prior.scale, model.device, args.mirror)
             test = load_posed_pixels(entry.folder, "test", None, prior.scale, model.device)
             start = encode(encoder, pixels) if encoder is not None else best_start(model, pixels, count=args.search_pixels)[0]
             codes = invert(model, pixels, start)

@@ -15,7 +15,7 @@ from hypnerf_ns.files import write_text_atomic
 from hypnerf_ns.lib.cameras import orbit_like
 from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.prior import NeRFChoice, load_prior
-from hypnerf_ns.lib.views import join_pixels, load_posed_pixels, mirrored, write_renders
+from hypnerf_ns.lib.views import load_posed_pixels, write_renders
 from hypnerf_ns.nerf.latent_files import FinetunedNeRF, Latent
 from hypnerf_ns.tasks.denoise import FILE_NAME as DENOISER_FILE
 from hypnerf_ns.tasks.denoise import load_denoiser
@@ -73,9 +73,7 @@ class Finetune:
             views = self.views or ()
         if folder is None:
             raise InputError(self.latent, "names no object folder: give --data OBJECT_DIR")
-        inputs = load_posed_pixels(folder, "train", views, prior.scale, model.device) if views else None
-        if inputs is not None and self.mirror:
-            inputs = join_pixels(inputs, mirrored(inputs))
+        inputs = load_posed_pixels(folder, "train", views, prior.scale, model.device, self.mirror) if views else None
         targets = denoised_views(model, generated, denoiser, orbit_like(folder, views[0] if views else 0, prior.scale, self.num_views))
         with CONSOLE.status(f"finetuning {name} ({self.steps} steps)"):
             params = finetune(model, generated, targets, inputs, self.steps, self.input_share, self.consistency_weight, self.lr, seed=self.seed)

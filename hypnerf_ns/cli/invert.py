@@ -15,7 +15,7 @@ from rich.console import Console
 from hypnerf_ns.files import write_text_atomic
 from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.prior import load_prior
-from hypnerf_ns.lib.views import join_pixels, load_posed_pixels, mirrored, write_renders
+from hypnerf_ns.lib.views import load_posed_pixels, write_renders
 from hypnerf_ns.nerf.latent_files import FinetunedNeRF, Latent
 from hypnerf_ns.progress import progress_bar
 from hypnerf_ns.tasks.encoder import FILE_NAME as ENCODER_FILE
@@ -60,9 +60,7 @@ class Invert:
         prior = load_prior(self.load_config)
         model, scale = prior.model, prior.scale
         output = self.output if self.output is not None else Path("inversions") / self.data.name
-        pixels = load_posed_pixels(self.data, "train", self.views, scale, model.device)
-        if self.mirror:
-            pixels = join_pixels(pixels, mirrored(pixels))
+        pixels = load_posed_pixels(self.data, "train", self.views, scale, model.device, self.mirror)
         encoder_file = prior.run_file(ENCODER_FILE)
         if self.start == "encoder" or (self.start == "auto" and encoder_file.is_file()):
             start, start_name = encode(load_encoder(encoder_file, model.hypernetwork), pixels), "encoder"

@@ -130,11 +130,15 @@ def pixels_of(cameras: Cameras, rgba: Optional[Tensor], device: torch.device) ->
     return PosedPixels(torch.cat(origins).to(device), torch.cat(directions).to(device), rgba.reshape(-1, 4).to(device), view_of_ray.to(device), (height, width))
 
 
-def load_posed_pixels(folder: Path, split: str, views: Optional[Sequence[int]], scale: float, device: torch.device) -> PosedPixels:
-    """Rays and colours of views `views` (all if None) of one object folder, images scaled by `scale`."""
+def load_posed_pixels(
+    folder: Path, split: str, views: Optional[Sequence[int]], scale: float, device: torch.device, mirror: bool = False
+) -> PosedPixels:
+    """Rays and colours of views `views` (all if None) of one object folder, images scaled by
+    `scale`; with `mirror`, each view's mirror image (`mirrored`) joined after them."""
     cameras, files = load_cameras(folder, split, views, scale)
     size = (int(cameras.height[0]), int(cameras.width[0]))
-    return pixels_of(cameras, torch.stack([read_rgba(file, size) for file in files]), device)
+    pixels = pixels_of(cameras, torch.stack([read_rgba(file, size) for file in files]), device)
+    return join_pixels(pixels, mirrored(pixels)) if mirror else pixels
 
 
 def on_white(rgba: Tensor) -> Tensor:

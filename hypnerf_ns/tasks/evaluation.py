@@ -46,7 +46,7 @@ from hypnerf_ns.data.category import ObjectEntry
 from hypnerf_ns.lib.cameras import orbit_like
 from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.prior import mean_code, object_codes
-from hypnerf_ns.lib.views import join_pixels, load_posed_pixels, mirrored, on_white
+from hypnerf_ns.lib.views import load_posed_pixels, on_white
 from hypnerf_ns.method.model import HypNeRFModel
 from hypnerf_ns.tasks.denoise import Denoiser
 from hypnerf_ns.tasks.encoder import ImageEncoder, encode
@@ -71,9 +71,7 @@ def generalization_of(
     consistency of those and of `prior`, `refined`. `nearest` scores every training code on
     `search_pixels` of the input pixels. With `mirror`, every method also gets the input views'
     mirror images (`views.mirrored`: the category's left-right symmetry)."""
-    pixels = load_posed_pixels(folder, "train", views, scale, model.device)
-    if mirror:
-        pixels = join_pixels(pixels, mirrored(pixels))
+    pixels = load_posed_pixels(folder, "train", views, scale, model.device, mirror)
     test = load_posed_pixels(folder, "test", None, scale, model.device)
     results: Results = {}
     start_time = time.perf_counter()
