@@ -193,7 +193,7 @@ def refine(
     98% of the weights, is kept). The table bias moves the tables freely, as fitting the NeRF's own
     parameters would, while the MLPs and the tables' code-driven part move only as the
     hypernetwork can move them. Measured (`benchmarks/refine_recipes.py`, 6 unseen real chairs, one
-    view and its mirror, 300 steps): 18.41 dB against 17.73 for fitting the NeRF's own parameters;
+    view and its mirror, 300 steps): 18.42 dB against 17.71 for fitting the NeRF's own parameters;
     600 steps overfit the view (18.14 dB).
     """
     hypernetwork = copy.deepcopy(model.hypernetwork).requires_grad_(True)
