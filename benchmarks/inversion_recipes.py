@@ -20,7 +20,6 @@ Writes `--output` (JSON {"checkpoint", "views", "objects": {id: {recipe: {psnr, 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +27,9 @@ from typing import Callable, Dict, List
 
 import torch
 import tyro
-from rich.console import Console
-from rich.table import Table
+from recipe_report import write_report
 
 from hypnerf_ns.data.category import list_objects
-from hypnerf_ns.files import write_text_atomic
 from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.prior import load_prior
 from hypnerf_ns.lib.views import PosedPixels, load_posed_pixels
@@ -41,8 +38,6 @@ from hypnerf_ns.nerf.hypernetwork import Codes
 from hypnerf_ns.progress import progress_bar
 from hypnerf_ns.tasks.evaluation import mean_over
 from hypnerf_ns.tasks.inversion import best_start, invert, invert_blend
-
-CONSOLE = Console()
 
 
 @dataclass
@@ -114,14 +109,7 @@ def main(args: Args) -> None:
                 progress.advance(task)
     mean = mean_over(objects)
     report = {"checkpoint": str(args.load_config), "views": args.views, "objects": objects, "mean": mean}
-    write_text_atomic(args.output, json.dumps(report, indent=1) + "\n")
-    table = Table(title=f"inversion recipes, {len(unseen)} unseen objects, input views {args.views}")
-    for column in ("recipe", "PSNR", "SSIM", "s / object"):
-        table.add_column(column, justify="right")
-    for name, metrics in mean.items():
-        table.add_row(name, f"{metrics['psnr']:.2f}", f"{metrics['ssim']:.3f}", f"{metrics['seconds']:.1f}")
-    CONSOLE.print(table)
-    CONSOLE.print(f"wrote {args.output}")
+    write_report(args.output, report, f"inversion recipes, {len(unseen)} unseen objects, input views {args.views}")
 
 
 if __name__ == "__main__":

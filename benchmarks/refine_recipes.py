@@ -25,7 +25,6 @@ Writes `--output` (JSON {"checkpoint", "views", "mirror", "steps", "objects": {i
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +32,9 @@ from typing import Callable, Dict, List
 
 import torch
 import tyro
-from rich.console import Console
-from rich.table import Table
+from recipe_report import write_report
 
 from hypnerf_ns.data.category import list_objects
-from hypnerf_ns.files import write_text_atomic
 from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.prior import load_prior
 from hypnerf_ns.lib.views import PosedPixels, load_posed_pixels
@@ -48,7 +45,6 @@ from hypnerf_ns.tasks.encoder import encode, load_encoder
 from hypnerf_ns.tasks.evaluation import mean_over
 from hypnerf_ns.tasks.inversion import best_start, fit, invert, refine
 
-CONSOLE = Console()
 Recipe = Callable[[HypNeRFModel, PosedPixels, Codes], NeRFParams]
 
 
@@ -141,14 +137,7 @@ def main(args: Args) -> None:
                 progress.advance(task)
     mean = mean_over(objects)
     report = {"checkpoint": str(args.load_config), "views": args.views, "mirror": args.mirror, "steps": args.steps, "objects": objects, "mean": mean}
-    write_text_atomic(args.output, json.dumps(report, indent=1) + "\n")
-    table = Table(title=f"refinement recipes, {len(unseen)} unseen objects, input views {args.views}{' + mirrors' if args.mirror else ''}, {args.steps} steps")
-    for column in ("recipe", "PSNR", "SSIM", "s / object"):
-        table.add_column(column, justify="right")
-    for name, metrics in mean.items():
-        table.add_row(name, f"{metrics['psnr']:.2f}", f"{metrics['ssim']:.3f}", f"{metrics['seconds']:.1f}")
-    CONSOLE.print(table)
-    CONSOLE.print(f"wrote {args.output}")
+    write_report(args.output, report, f"refinement recipes, {len(unseen)} unseen objects, input views {args.views}{' + mirrors' if args.mirror else ''}, {args.steps} steps")
 
 
 if __name__ == "__main__":
