@@ -77,7 +77,8 @@ class Args:
     search_pixels: int = 1024
     """Input pixels on which eval's `nearest` scores every training code (its cost grows with N)."""
     kl_weight: Optional[float] = None
-    """The model's `kl_weight` (the code regulariser; default the hyp-nerf config's); rows record it."""
+    """The model's `kl_weight` (the code regulariser; default the hyp-nerf config's); rows record it,
+    and its runs get their own folders (n{N}-kl{weight})."""
     save_minutes: float = 10.0
     """Wall minutes between checkpoints of a training run (a stopped run resumes from the last)."""
     seed: int = 0
@@ -165,7 +166,9 @@ def train(args: Args, data: Path, run: Path) -> Path:
 
 def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     """Train, encoder, eval for one N (each stage skipped when its result exists); the study's rows."""
-    run = args.workdir / (f"n{count}" if args.real_objects is None else f"n{count}-real{args.real_objects}")
+    real = "" if args.real_objects is None else f"-real{args.real_objects}"
+    kl = "" if args.kl_weight is None else f"-kl{args.kl_weight:g}"  # a prior trained with another KL weight is another run
+    run = args.workdir / f"n{count}{real}{kl}"
     data = run / "data"
     composition = category_of(args, count, data)
     config_path = run / "study" / "hyp-nerf" / "run" / "config.yml"
@@ -199,8 +202,7 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
 def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: str, colours: str, kl_weight: float) -> None:
     """PSNR against N, one line per method and number of input views (the runs with real chairs,
     evaluated with or without mirrored input views and refined as `refinement` says, trained with
-    `kl_weight`, procedural
-    chairs coloured as `colours` says)."""
+    `kl_weight`, procedural chairs coloured as `colours` says)."""
     import matplotlib
 
     matplotlib.use("Agg")
