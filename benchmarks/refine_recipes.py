@@ -11,7 +11,8 @@ machine) and is scored on all test views (PSNR / SSIM on white, as `hypnerf-ns e
 - `anchored:W`:     `free` plus W * the mean squared change of each parameter group from the generated
                     one (over its variance)
 - `pivotal:LR`:     a copy of the hypernetwork (all its weights) and the codes fitted together
-                    (pivotal tuning, as in GAN inversion: the NeRF stays the output of a hypernetwork)
+                    (pivotal tuning, as in GAN inversion: the NeRF stays the output of a hypernetwork);
+                    `inversion.refine(..., table_weight=True)`
 - `refine:LR`:      the same without the hash-table head's weight (98% of the weights):
                     `inversion.refine`, eval's `refined`
 
@@ -24,7 +25,6 @@ Writes `--output` (JSON {"checkpoint", "views", "mirror", "steps", "objects": {i
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,16 +66,6 @@ class Args:
     output: Path = Path("benchmarks/results/refine-recipes.json")
 
 
-def pivotal(model: HypNeRFModel, pixels: PosedPixels, codes: Codes, steps: int, lr: float) -> NeRFParams:
-    """The NeRF of a copy of the hypernetwork whose weights (all of them) are fitted on `pixels` with the codes."""
-    hypernetwork = copy.deepcopy(model.hypernetwork).requires_grad_(True)
-    shape = codes.shape.detach().clone().requires_grad_(True)
-    color = codes.color.detach().clone().requires_grad_(True)
-    fit(model, pixels, [shape, color, *hypernetwork.parameters()], lambda: hypernetwork(Codes(shape, color)), steps, lr=lr)
-    with torch.no_grad():
-        return hypernetwork(Codes(shape, color))
-
-
 def anchored(model: HypNeRFModel, pixels: PosedPixels, codes: Codes, steps: int, lr: float, weight: float) -> NeRFParams:
     """The generated NeRF's own parameters fitted on `pixels`, plus `weight` * the mean squared
     change of every parameter group from the generated one (over its variance)."""
@@ -98,7 +88,7 @@ def recipe_of(spec: str, steps: int) -> Recipe:
         "prior": lambda model, pixels, codes: {k: v.detach() for k, v in model.hypernetwork(codes).items()},
         "free": lambda model, pixels, codes: anchored(model, pixels, codes, steps, number or 0.003, 0.0),
         "anchored": lambda model, pixels, codes: anchored(model, pixels, codes, steps, 0.003, number),
-        "pivotal": lambda model, pixels, codes: pivotal(model, pixels, codes, steps, number or 0.001),
+        "pivotal": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.001, table_weight=True),
         "refine": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.001),
     }
     if name not in recipes:

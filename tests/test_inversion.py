@@ -189,9 +189,13 @@ def test_refine_improves_the_fit_and_leaves_the_prior_unchanged(trained, three_c
         generated = model.hypernetwork(codes)
         before = score_nerf(model, generated, pixels)[0]["psnr"]
     prior = model.hypernetwork.fingerprint()
+    table_weight = model.hypernetwork.table_head.linear.weight  # kept in refine, shared with its copy
+    kept_grad = None if table_weight.grad is None else table_weight.grad.clone()
     refined = refine(model, pixels, codes, steps=100)
     after = score_nerf(model, refined, pixels)[0]["psnr"]
     assert after > before + 1.0, (before, after)
     assert model.hypernetwork.fingerprint() == prior  # a copy of the hypernetwork was fitted
     assert all(p.requires_grad for p in model.hypernetwork.parameters())  # and training can go on
+    assert (table_weight.grad is None) == (kept_grad is None)  # no gradient reached the shared weight
+    assert table_weight.grad is None or torch.equal(table_weight.grad, kept_grad)
     assert set(refined) == set(generated) and all(refined[k].shape == generated[k].shape for k in refined)
