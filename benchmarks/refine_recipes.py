@@ -15,6 +15,7 @@ machine) and is scored on all test views (PSNR / SSIM on white, as `hypnerf-ns e
                     `inversion.refine(..., table_weight=True)`
 - `refine:LR`:      the same without the hash-table head's weight (98% of the weights):
                     `inversion.refine`, eval's `refined`
+- `scratch:LR`:     no prior: a fresh NeRF fitted (eval's `scratch`, there for as long as `refined`)
 
     python benchmarks/refine_recipes.py --load-config outputs/s11/study/n300/study/hyp-nerf/run/config.yml --mirror \
         --recipes prior free:0.003 anchored:1 pivotal:0.001 refine:0.001
@@ -43,7 +44,7 @@ from hypnerf_ns.nerf.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.progress import progress_bar
 from hypnerf_ns.tasks.encoder import encode, load_encoder
 from hypnerf_ns.tasks.evaluation import mean_over
-from hypnerf_ns.tasks.inversion import best_start, fit, invert, refine
+from hypnerf_ns.tasks.inversion import best_start, fit, fit_from_scratch, invert, refine
 
 Recipe = Callable[[HypNeRFModel, PosedPixels, Codes], NeRFParams]
 
@@ -90,6 +91,7 @@ def recipe_of(spec: str, steps: int) -> Recipe:
         "anchored": lambda model, pixels, codes: anchored(model, pixels, codes, steps, 0.003, number),
         "pivotal": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.001, table_weight=True),
         "refine": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.001),
+        "scratch": lambda model, pixels, codes: fit_from_scratch(model, pixels, steps, lr=number or 0.01),
     }
     if name not in recipes:
         raise SystemExit(f"unknown recipe {spec!r}; choose from {', '.join(recipes)}")
