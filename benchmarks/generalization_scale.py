@@ -35,6 +35,7 @@ from hypnerf_ns.data.writer import write_index
 from hypnerf_ns.files import write_text_atomic
 from hypnerf_ns.method.training import stepped_config, train_step
 from hypnerf_ns.progress import progress_bar
+from hypnerf_ns.tasks.inversion import refine_steps_for
 from method_configs import hyp_nerf
 
 CONSOLE = Console()
@@ -71,9 +72,9 @@ class Args:
     """torch threads per run: the budget is the run's own CPU time, so runs may share the machine."""
     mirror: bool = False
     """Evaluate with `eval --mirror` (each input view's mirror image as one more input view); rows say which."""
-    refine_steps: int = 300
+    refine_steps: Optional[int] = None
     """`eval --refine-steps`: steps of `refined` fitting the NeRF through the hypernetwork (`scratch`
-    fits a NeRF from scratch for as long) per object."""
+    fits a NeRF from scratch for as long) per object; default eval's, 300 per input view."""
     search_pixels: int = 1024
     """Input pixels on which eval's `nearest` scores every training code (its cost grows with N)."""
     kl_weight: Optional[float] = None
@@ -105,6 +106,11 @@ def procedural_colours(root: Path) -> str:
     """How the procedural objects were coloured (objects.json's "colours"; Infinigen's alone before it was recorded)."""
     entries = read_json(root / "objects.json")["objects"] if (root / "objects.json").is_file() else []
     return entries[0].get("colours", "baked albedo") if entries else "none"
+
+
+def refine_steps_of(args: Args, views: int) -> int:
+    """The refine steps of the runs from `views` input views."""
+    return args.refine_steps if args.refine_steps is not None else refine_steps_for(views)
 
 
 def refine_label(steps: int) -> str:
@@ -182,26 +188,26 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     rows = []
     colours = procedural_colours(args.procedural) if composition["procedural"] else "none"
     heldout = heldout_of(args, run / "heldout")
-    refinement = refine_label(args.refine_steps)
     for views in args.views:
-        indices = INPUT_VIEWS[views]
-        report_path = run / f"generalization-{views}view{'-mirror' if args.mirror else ''}-refine{args.refine_steps}.json"
+        indices, refine_steps = INPUT_VIEWS[views], refine_steps_of(args, views)
+        report_path = run / f"generalization-{views}view{'-mirror' if args.mirror else ''}-refine{refine_steps}.json"
         if not report_path.is_file():
             entrypoint(
                 ["eval", "--load-config", str(config_path), "--data", str(heldout), "--input-views", *indices, "--search-pixels", str(args.search_pixels),
-                 "--refine-steps", str(args.refine_steps), "--output", str(report_path)]
+                 "--refine-steps", str(refine_steps), "--output", str(report_path)]
                 + (["--mirror"] if args.mirror else [])
             )
         report = json.loads(report_path.read_text())
         mean = {method: {k: v for k, v in metrics.items() if k in ("psnr", "ssim", "seconds")} for method, metrics in report["mean"].items()}
         rows.append({"training_objects": count, **composition, "train_minutes": args.minutes, "views": views, "mirror": args.mirror,
-                     "refine": refinement, "procedural_colours": colours, "kl_weight": kl_weight_of(args), "mean": mean})
+                     "refine": refine_label(refine_steps), "procedural_colours": colours, "kl_weight": kl_weight_of(args), "mean": mean})
     return rows
 
 
-def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: str, colours: str, kl_weight: float) -> None:
+def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: Dict[int, str], colours: str, kl_weight: float) -> None:
     """PSNR against N, one line per method and number of input views (the runs with real chairs,
-    evaluated with or without mirrored input views and refined as `refinement` says, trained with
+    evaluated with or without mirrored input views and refined as `refinement` says per number of
+    input views, trained with
     `kl_weight`, procedural chairs coloured as `colours` says)."""
     import matplotlib
 
@@ -210,7 +216,7 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: str, 
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for axis, views in zip(axes, INPUT_VIEWS):
-        wanted = {"views": views, "mirror": mirror, "refine": refinement, "kl_weight": kl_weight}
+        wanted = {"views": views, "mirror": mirror, "refine": refinement[views], "kl_weight": kl_weight}
         chosen = sorted(
             (r for r in rows if all(r[k] == v for k, v in wanted.items()) and r["real"] > 0 and r["procedural_colours"] in (colours, "none")),
             key=lambda r: r["training_objects"],
@@ -220,7 +226,7 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: str, 
             axis.plot(*zip(*points), marker="o", label=method)
         axis.set_xscale("log")
         axis.set_xlabel("training objects N (36 real + procedural)")
-        axis.set_title(f"{views} input view{'s' if views > 1 else ''}{' + mirrored' if mirror else ''}, 6 unseen real chairs")
+        axis.set_title(f"{views} input view{'s' if views > 1 else ''}{' + mirrored' if mirror else ''}, 6 unseen real chairs\n(refined: {refinement[views]})", fontsize=10)
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("test-view PSNR (dB), 64 px")
     axes[1].legend(fontsize=8)
@@ -247,7 +253,8 @@ def main(args: Args) -> None:
     for count in args.counts:
         rows = merged_rows(args.output, run_one(args, count))
         write_text_atomic(args.output, json.dumps({"runs": rows}, indent=1) + "\n")
-        plot(rows, args.plot, args.mirror, refine_label(args.refine_steps), procedural_colours(args.procedural), kl_weight_of(args))
+        refinement = {views: refine_label(refine_steps_of(args, views)) for views in INPUT_VIEWS}
+        plot(rows, args.plot, args.mirror, refinement, procedural_colours(args.procedural), kl_weight_of(args))
     table = Table(title=f"generalization against training objects ({args.minutes:g} min each)")
     methods = sorted({m for r in rows for m in r["mean"]})
     for column in ("N", "real", "views", "mirror", "refine", "procedural colours", *methods):

@@ -131,21 +131,23 @@ def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, unseen
 
     object_id = model.object_ids[1]
     output = tmp_path / "finetuned"
-    entrypoint(["finetune", "--load-config", str(config_path), "--object", object_id, "--views", "0", "--steps", "20", "--output", str(output)])
+    entrypoint(["finetune", "--load-config", str(config_path), "--object", object_id, "--views", "0", "--refine-steps", "10", "--steps", "20", "--output", str(output)])
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["object"] == object_id and metrics["views"] == [0]
+    assert {"generated", "refined", "finetuned"} <= set(metrics), "refined on the input view first, then finetuned"
     assert len(sorted((output / "renders").glob("test_*.png"))) == 8
     nerf = FinetunedNeRF.load(output / "nerf.pt", model.hypernetwork)
-    assert nerf.name == object_id and nerf.source["denoiser"] is True
+    assert nerf.name == object_id and nerf.source["denoiser"] is True and nerf.source["refine_steps"] == 10
     test = load_posed_pixels(three_chairs / object_id, "test", None, SCALE, model.device)
 
     assert score_nerf(model, nerf.params, test)[0]["psnr"] == pytest.approx(metrics["finetuned"]["psnr"], abs=1e-4), "the file renders what was measured"
 
     inverted = tmp_path / "inverted"
     entrypoint(["invert", "--load-config", str(config_path), "--data", str(three_chairs / object_id), "--views", "2", "--steps", "3", "--output", str(inverted)])
-    entrypoint(["finetune", "--load-config", str(config_path), "--latent", str(inverted / "latent.pt"), "--steps", "5", "--output", str(tmp_path / "from-latent"), "--mirror"])
+    entrypoint(["finetune", "--load-config", str(config_path), "--latent", str(inverted / "latent.pt"), "--refine-steps", "0", "--steps", "5", "--output", str(tmp_path / "from-latent"), "--mirror"])
     source = FinetunedNeRF.load(tmp_path / "from-latent" / "nerf.pt", model.hypernetwork).source
     assert source["views"] == [2] and source["mirror"], "the latent's input views are used, with their mirror images"
+    assert source["refine_steps"] == 0 and "refined" not in json.loads((tmp_path / "from-latent" / "metrics.json").read_text())
 
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(InputError, match="junk.pt: not a finetuned NeRF file"):

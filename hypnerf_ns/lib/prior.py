@@ -138,10 +138,13 @@ class NeRFChoice:
             raise InputError(load_config, "give exactly one of --object ID, --latent FILE and --finetuned FILE")
         if self.finetuned is not None:
             return self.finetuned.parent.name, FinetunedNeRF.load(self.finetuned, model.hypernetwork).params
-        if self.latent is not None:
-            codes, name = load_codes(self.latent, model.hypernetwork), self.latent.parent.name
-        else:
-            assert self.object is not None
-            codes, name = object_codes(model, self.object), model.object_ids[model.object_index(self.object)]
+        name, codes = self.codes(model)
         with torch.no_grad():
             return name, model.hypernetwork(codes)
+
+    def codes(self, model: HypNeRFModel) -> Tuple[str, Codes]:
+        """(name, codes [1, D]) of the chosen training object or latent file."""
+        if self.latent is not None:
+            return self.latent.parent.name, load_codes(self.latent, model.hypernetwork)
+        assert self.object is not None
+        return model.object_ids[model.object_index(self.object)], object_codes(model, self.object)

@@ -15,7 +15,7 @@ all their test views on white, seconds per object):
 - `mean`:     the mean of the training codes
 - `scratch`:  the same small NeRF fitted to the input views from scratch, for as long as
               `refined` took on that object
-- with `--finetune`: `finetuned`, `prior` then denoise-and-finetune (finetune.py) for
+- with `--finetune`: `finetuned`, `refined` then denoise-and-finetune (finetune.py) for
   `--finetune-steps`; `distilled`, the same without the denoiser (the NeRF refitted on its own
   renders and the inputs); and `see_through` (view consistency, lower is better) of the NeRFs
 
@@ -67,7 +67,7 @@ def generalization_of(
     """Every method's test-view metrics for one unseen object from input views `views`; with an
     `encoder`, also its codes straight from the views (`encoder`), which then start the inversion
     instead of the best training code; with `finetune_steps`, also denoise-and-finetune
-    (`finetuned`), its ablation without the denoiser (`distilled`), and the see-through
+    of the refined NeRF (`finetuned`), its ablation without the denoiser (`distilled`), and the see-through
     consistency of those and of `prior`, `refined`. `nearest` scores every training code on
     `search_pixels` of the input pixels. With `mirror`, every method also gets the input views'
     mirror images (`views.mirrored`: the category's left-right symmetry)."""
@@ -100,13 +100,12 @@ def generalization_of(
     results["scratch"] = {**score_nerf(model, scratch, test)[0], "seconds": time.perf_counter() - scratch_start}
     if finetune_steps is not None:
         with torch.no_grad():
-            generated = model.hypernetwork(codes)
+            compared = {"prior": model.hypernetwork(codes), "refined": refined}
         orbit = orbit_like(folder, views[0], scale, ORBIT_VIEWS)
-        compared = {"prior": generated, "refined": refined}
         for name, method_denoiser in (("finetuned", denoiser), ("distilled", None)):
             method_start = time.perf_counter()
-            compared[name] = finetune(model, generated, denoised_views(model, generated, method_denoiser, orbit), pixels, finetune_steps)
-            results[name] = {**score_nerf(model, compared[name], test)[0], "seconds": prior_seconds + time.perf_counter() - method_start}
+            compared[name] = finetune(model, refined, denoised_views(model, refined, method_denoiser, orbit), pixels, finetune_steps)
+            results[name] = {**score_nerf(model, compared[name], test)[0], "seconds": refined_seconds + time.perf_counter() - method_start}
         for name, params in compared.items():
             results[name]["see_through"] = consistency(model, params, test)
     return results
