@@ -225,6 +225,9 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: Dict[
             points = [(r["training_objects"], r["mean"][method]["psnr"]) for r in chosen if method in r["mean"]]
             axis.plot(*zip(*points), marker="o", label=method)
         axis.set_xscale("log")
+        counts = sorted({r["training_objects"] for r in chosen})
+        axis.set_xticks(counts, [f"{count:,}" for count in counts])
+        axis.minorticks_off()
         axis.set_xlabel("training objects N (36 real + procedural)")
         axis.set_title(f"{views} input view{'s' if views > 1 else ''}{' + mirrored' if mirror else ''}, 6 unseen real chairs\n(refined: {refinement[views]})", fontsize=10)
         axis.grid(alpha=0.3)

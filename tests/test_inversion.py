@@ -151,7 +151,7 @@ def test_eval_generalization_writes_the_schema(trained, three_chairs: Path, unse
     output = tmp_path / "generalization.json"
     entrypoint(["eval", "--load-config", str(config.get_base_dir() / "config.yml"), "--data", str(root), "--output", str(output), "--steps", "3", "--refine-steps", "20"])
     report = json.loads(output.read_text())
-    assert report["task"] == "generalization" and report["input_views"] == [0] and report["seconds"] > 0
+    assert report["task"] == "generalization" and report["input_views"] == [0] and report["seconds"] > 0 and report["refine_steps"] == 20
     assert list(report["objects"]) == [unseen]
     for method in ("prior", "refined", "nearest", "mean", "scratch"):
         result = report["objects"][unseen][method]
