@@ -147,4 +147,5 @@ class NeRFChoice:
         if self.latent is not None:
             return self.latent.parent.name, load_codes(self.latent, model.hypernetwork)
         assert self.object is not None
-        return model.object_ids[model.object_index(self.object)], object_codes(model, self.object)
+        codes = object_codes(model, self.object)  # first: an unknown object is an InputError
+        return model.object_ids[model.object_index(self.object)], codes
