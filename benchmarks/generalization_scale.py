@@ -108,11 +108,6 @@ def procedural_colours(root: Path) -> str:
     return entries[0].get("colours", "baked albedo") if entries else "none"
 
 
-def refine_steps_of(args: Args, views: int) -> int:
-    """The refine steps of the runs from `views` input views."""
-    return args.refine_steps if args.refine_steps is not None else refine_steps_for(views)
-
-
 def refine_label(steps: int) -> str:
     """How `refined` was fitted, as rows record it (before session 12: the NeRF's own parameters for
     a number of seconds, "own parameters, 15 s")."""
@@ -189,7 +184,7 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     colours = procedural_colours(args.procedural) if composition["procedural"] else "none"
     heldout = heldout_of(args, run / "heldout")
     for views in args.views:
-        indices, refine_steps = INPUT_VIEWS[views], refine_steps_of(args, views)
+        indices, refine_steps = INPUT_VIEWS[views], refine_steps_for(views, args.refine_steps)
         report_path = run / f"generalization-{views}view{'-mirror' if args.mirror else ''}-refine{refine_steps}.json"
         if not report_path.is_file():
             entrypoint(
@@ -207,8 +202,7 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
 def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: Dict[int, str], colours: str, kl_weight: float) -> None:
     """PSNR against N, one line per method and number of input views (the runs with real chairs,
     evaluated with or without mirrored input views and refined as `refinement` says per number of
-    input views, trained with
-    `kl_weight`, procedural chairs coloured as `colours` says)."""
+    input views, trained with `kl_weight`, procedural chairs coloured as `colours` says)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -256,7 +250,7 @@ def main(args: Args) -> None:
     for count in args.counts:
         rows = merged_rows(args.output, run_one(args, count))
         write_text_atomic(args.output, json.dumps({"runs": rows}, indent=1) + "\n")
-        refinement = {views: refine_label(refine_steps_of(args, views)) for views in INPUT_VIEWS}
+        refinement = {views: refine_label(refine_steps_for(views, args.refine_steps)) for views in INPUT_VIEWS}
         plot(rows, args.plot, args.mirror, refinement, procedural_colours(args.procedural), kl_weight_of(args))
     table = Table(title=f"generalization against training objects ({args.minutes:g} min each)")
     methods = sorted({m for r in rows for m in r["mean"]})

@@ -76,7 +76,7 @@ class Eval:
             encoder_file = prior.run_file(ENCODER_FILE)
             encoder = load_encoder(encoder_file, model.hypernetwork) if encoder_file.is_file() else None
             details["start"] = "encoder" if encoder is not None else "nearest"
-            refine_steps = self.refine_steps if self.refine_steps is not None else refine_steps_for(len(self.input_views))
+            refine_steps = refine_steps_for(len(self.input_views), self.refine_steps)
             details["refine_steps"] = refine_steps
             entries, evaluate = unseen, lambda e: generalization_of(
                 model, e.folder, self.input_views, scale, self.steps, refine_steps, finetune_steps, denoiser, encoder, self.search_pixels, self.mirror

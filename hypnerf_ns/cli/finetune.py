@@ -18,7 +18,7 @@ from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.prior import NeRFChoice, load_prior
 from hypnerf_ns.lib.views import load_posed_pixels, write_renders
 from hypnerf_ns.nerf.latent_files import FinetunedNeRF, Latent
-from hypnerf_ns.progress import progress_bar
+from hypnerf_ns.progress import loss_bar
 from hypnerf_ns.tasks.denoise import FILE_NAME as DENOISER_FILE
 from hypnerf_ns.tasks.denoise import load_denoiser
 from hypnerf_ns.tasks.finetune import ORBIT_VIEWS, consistency, denoised_views, finetune
@@ -84,14 +84,11 @@ class Finetune:
         inputs = load_posed_pixels(folder, "train", views, prior.scale, model.device, self.mirror) if views else None
         with torch.no_grad():
             starts = {"generated": model.hypernetwork(codes)}
-        refine_steps = self.refine_steps if self.refine_steps is not None else refine_steps_for(len(views))
+        refine_steps = refine_steps_for(len(views), self.refine_steps)
         if inputs is not None and refine_steps > 0:
-            with progress_bar(info=True) as progress:
-                task = progress.add_task("refining the NeRF", total=refine_steps, info="")
-                starts["refined"] = refine(
-                    model, inputs, codes, steps=refine_steps, seed=self.seed, on_step=lambda step, loss: progress.update(task, advance=1, info=f"loss {loss:.4f}")
-                )
-        start = list(starts.values())[-1]
+            with loss_bar("refining the NeRF", refine_steps) as on_step:
+                starts["refined"] = refine(model, inputs, codes, steps=refine_steps, seed=self.seed, on_step=on_step)
+        start = starts.get("refined", starts["generated"])
         targets = denoised_views(model, start, denoiser, orbit_like(folder, views[0] if views else 0, prior.scale, self.num_views))
         with CONSOLE.status(f"finetuning {name} ({self.steps} steps)"):
             params = finetune(model, start, targets, inputs, self.steps, self.input_share, self.consistency_weight, self.lr, seed=self.seed)

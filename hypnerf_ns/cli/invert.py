@@ -17,7 +17,7 @@ from hypnerf_ns.lib.metrics import score_nerf
 from hypnerf_ns.lib.prior import load_prior
 from hypnerf_ns.lib.views import load_posed_pixels, write_renders
 from hypnerf_ns.nerf.latent_files import FinetunedNeRF, Latent
-from hypnerf_ns.progress import progress_bar
+from hypnerf_ns.progress import loss_bar
 from hypnerf_ns.tasks.encoder import FILE_NAME as ENCODER_FILE
 from hypnerf_ns.tasks.encoder import encode, load_encoder
 from hypnerf_ns.tasks.inversion import best_start, invert, refine
@@ -68,21 +68,16 @@ class Invert:
             start, ranking = best_start(model, pixels, seed=self.seed)
             start_name = ranking[0][0]
             CONSOLE.print("best starting codes: " + ", ".join(f"{name} ({error:.4f})" for name, error in ranking[:3]))
-        with progress_bar(info=True) as progress:
-            task = progress.add_task("inverting", total=self.steps, info="")
-            codes = invert(
-                model, pixels, start, self.steps, lr=self.lr, prior_weight=self.prior_weight, seed=self.seed,
-                on_step=lambda step, loss: progress.update(task, advance=1, info=f"loss {loss:.4f}"),
-            )
+        with loss_bar("inverting", self.steps) as on_step:
+            codes = invert(model, pixels, start, self.steps, lr=self.lr, prior_weight=self.prior_weight, seed=self.seed, on_step=on_step)
         source = {"data": str(self.data), "split": "train", "views": list(self.views), "mirror": self.mirror}
         Latent(codes, model.hypernetwork.fingerprint(), str(self.load_config), self.data.name, source).save(output / "latent.pt")
         written = [output / "latent.pt"]
         with torch.no_grad():
             params = model.hypernetwork(codes)
         if self.refine_steps > 0:
-            with progress_bar(info=True) as progress:
-                task = progress.add_task("refining the NeRF", total=self.refine_steps, info="")
-                params = refine(model, pixels, codes, steps=self.refine_steps, seed=self.seed, on_step=lambda step, loss: progress.update(task, advance=1, info=f"loss {loss:.4f}"))
+            with loss_bar("refining the NeRF", self.refine_steps) as on_step:
+                params = refine(model, pixels, codes, steps=self.refine_steps, seed=self.seed, on_step=on_step)
             FinetunedNeRF(params, model.hypernetwork.fingerprint(), str(self.load_config), self.data.name, {**source, "refine_steps": self.refine_steps}).save(output / "nerf.pt")
             written.append(output / "nerf.pt")
         seconds = time.perf_counter() - start_time

@@ -187,9 +187,9 @@ chairs (N = 300 prior, mirrored inputs): 1 view, 300 steps 18.42 dB, 600 overfit
 300 steps 20.82, 900 steps 21.87 (a NeRF from scratch in as long: 21.51)."""
 
 
-def refine_steps_for(views: int) -> int:
-    """The default number of `refine` steps from `views` input views."""
-    return REFINE_STEPS_PER_VIEW * views
+def refine_steps_for(views: int, steps: Optional[int] = None) -> int:
+    """`steps` if given, else the default number of `refine` steps from `views` input views."""
+    return steps if steps is not None else REFINE_STEPS_PER_VIEW * views
 
 
 def refine(
