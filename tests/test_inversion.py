@@ -199,3 +199,17 @@ def test_refine_improves_the_fit_and_leaves_the_prior_unchanged(trained, three_c
     assert (table_weight.grad is None) == (kept_grad is None)  # no gradient reached the shared weight
     assert table_weight.grad is None or torch.equal(table_weight.grad, kept_grad)
     assert set(refined) == set(generated) and all(refined[k].shape == generated[k].shape for k in refined)
+    # The table bias moved on the coarser half of the levels only: the finer levels changed only through
+    # the codes and trunks, i.e. by the kept head weight times a change of the 128 trunk features.
+    levels = model.field.grid.num_levels
+    change = (refined["tables"] - generated["tables"])[0]  # [L, T, F]
+    head = table_weight.detach().reshape(levels, -1, table_weight.shape[1])  # [L, T * F, hidden]
+
+    def unexplained(level_slice: slice) -> float:
+        """Share of the tables' change on those levels that no change of the trunk features explains."""
+        weight, target = head[level_slice].reshape(-1, head.shape[-1]), change[level_slice].reshape(-1, 1)
+        features = torch.linalg.lstsq(weight, target).solution
+        return float((weight @ features - target).norm() / target.norm())
+
+    assert unexplained(slice(levels // 2, levels)) < 1e-3  # float error
+    assert unexplained(slice(0, levels // 2)) > 1e-2  # the bias moved there (0.05 on the fixture)
