@@ -110,8 +110,9 @@ def procedural_colours(root: Path) -> str:
 
 def refine_label(steps: int) -> str:
     """How `refined` was fitted, as rows record it (before session 12: the NeRF's own parameters for
-    a number of seconds, "own parameters, 15 s")."""
-    return f"hypernetwork, {steps} steps"
+    a number of seconds, "own parameters, 15 s"; sessions 12-14 the table bias on every level,
+    "hypernetwork, 300 steps")."""
+    return f"hypernetwork, coarse tables, {steps} steps"
 
 
 def kl_weight_of(args: Args) -> float:
