@@ -74,7 +74,7 @@ class Args:
     """Evaluate with `eval --mirror` (each input view's mirror image as one more input view); rows say which."""
     refine_steps: Optional[int] = None
     """`eval --refine-steps`: steps of `refined` fitting the NeRF through the hypernetwork (`scratch`
-    fits a NeRF from scratch for as long) per object; default eval's, 300 per input view."""
+    fits a NeRF from scratch for as long) per object; default eval's, 400 per input view."""
     search_pixels: int = 1024
     """Input pixels on which eval's `nearest` scores every training code (its cost grows with N)."""
     kl_weight: Optional[float] = None
@@ -111,7 +111,8 @@ def procedural_colours(root: Path) -> str:
 def refine_label(steps: int) -> str:
     """How `refined` was fitted, as rows record it (before session 12: the NeRF's own parameters for
     a number of seconds, "own parameters, 15 s"; sessions 12-14 the table bias on every level,
-    "hypernetwork, 300 steps")."""
+    "hypernetwork, 300 steps"; from session 15 the coarse levels, 300 steps per view at a constant
+    learning rate, then 400 with a decaying one)."""
     return f"hypernetwork, coarse tables, {steps} steps"
 
 

@@ -15,6 +15,7 @@ machine) and is scored on all test views (PSNR / SSIM on white, as `hypnerf-ns e
                     `inversion.refine(..., table_weight=True)`
 - `refine:LR`:      the same without the hash-table head's weight (98% of the weights), the table
                     bias moving on the coarser half of the levels: `inversion.refine`, eval's `refined`
+                    (since session 15 every `refine` recipe's learning rate decays from LR along a half cosine)
 - `levels:K`:       `refine` with the table bias moving on the K coarsest levels (all: as before session 15)
 - `scratch:LR`:     no prior: a fresh NeRF fitted (eval's `scratch`, there for as long as `refined`)
 
@@ -61,7 +62,7 @@ class Args:
     """Add each input view's mirror image (eval --mirror)."""
     steps: int = 300
     """Fitting steps of every recipe."""
-    recipes: List[str] = field(default_factory=lambda: ["prior", "free:0.003", "anchored:1", "pivotal:0.001", "refine:0.001"])
+    recipes: List[str] = field(default_factory=lambda: ["prior", "free:0.003", "anchored:1", "pivotal:0.001", "refine:0.002"])
     """Recipes to compare, NAME or NAME:VALUE (the anchor weight, the learning rate of free, pivotal, refine, scratch, or the levels)."""
     search_pixels: int = 1024
     threads: int = 2
@@ -91,7 +92,7 @@ def recipe_of(spec: str, steps: int) -> Recipe:
         "free": lambda model, pixels, codes: anchored(model, pixels, codes, steps, number or 0.003, 0.0),
         "anchored": lambda model, pixels, codes: anchored(model, pixels, codes, steps, 0.003, number),
         "pivotal": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.001, table_weight=True),
-        "refine": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.001),
+        "refine": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.002),
         "levels": lambda model, pixels, codes: refine(model, pixels, codes, steps, free_levels=int(number)),
         "scratch": lambda model, pixels, codes: fit_from_scratch(model, pixels, steps, lr=number or 0.01),
     }

@@ -46,8 +46,8 @@ class Eval:
     """generalization: inversion steps per object."""
     refine_steps: Optional[int] = None
     """generalization: steps of `refined` fitting the NeRF to the input views after inversion
-    (tasks.inversion.refine); default 300 per input view (from one view 600 overfit it, 0.3 dB
-    worse; from three, 900 gain 1 dB over 300)."""
+    (tasks.inversion.refine); default `tasks.inversion.REFINE_STEPS_PER_VIEW` (400) per input view
+    (from one view twice that overfits it; from three, three times that gains 1 dB)."""
     finetune: bool = False
     """generalization: also denoise-and-finetune (needs `hypnerf-ns denoiser train`), its ablation
     without the denoiser, and the see-through consistency of the NeRFs."""

@@ -48,7 +48,7 @@ class Finetune:
     """Views rendered around the object and denoised."""
     refine_steps: Optional[int] = None
     """First fit the NeRF to the input views through the hypernetwork for this many steps (default
-    300 per input view: tasks.inversion.refine, eval's `refined`), and finetune that; 0, or no input
+    400 per input view: tasks.inversion.refine, eval's `refined`), and finetune that; 0, or no input
     views: finetune the codes' NeRF. Measured from refined: 0.75 dB better and more consistent (docs/using-a-prior.md)."""
     steps: int = 300
     """Fitting steps (1024 rays each)."""

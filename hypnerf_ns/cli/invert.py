@@ -50,7 +50,7 @@ class Invert:
     """Also fit each input view's mirror image (x -> -x): for left-right symmetric categories
     (objects face -y, see docs/data.md), one input view becomes two."""
     refine_steps: int = 0
-    """Then fit the NeRF to the views through a copy of the hypernetwork for this many steps (300 per
+    """Then fit the NeRF to the views through a copy of the hypernetwork for this many steps (400 per
     input view: `eval`'s `refined`, tasks.inversion.refine); writes nerf.pt (a finetuned NeRF file for
     `select --finetuned`) and renders from it. 0: codes only."""
     seed: int = 0
