@@ -11,7 +11,6 @@ downloaded here), is exact rather than amortised, and costs one batched render (
 from __future__ import annotations
 
 import copy
-import math
 import time
 from typing import Callable, List, Optional, Tuple
 
@@ -75,15 +74,16 @@ def optimise(
     every optimisation against a trained prior (codes, a NeRF's own parameters, CLIP guidance)."""
     deadline = None if seconds is None else time.perf_counter() + seconds
     optimizer = torch.optim.Adam(variables, lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=0.05 * lr) if decay else None
     model.requires_grad_(False)
     try:
         for step in range(steps):
-            if decay:
-                optimizer.param_groups[0]["lr"] = lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * step / steps)))
             loss = loss_at(step)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             if on_step is not None:
                 on_step(step, float(loss.detach()))
             if deadline is not None and time.perf_counter() > deadline:
