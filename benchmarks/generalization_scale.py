@@ -45,7 +45,9 @@ INPUT_VIEWS = {1: ["0"], 3: ["0", "13", "26"]}
 @dataclass
 class Args:
     procedural: Path
-    """Root of procedural chairs (`hypnerf-ns data procedural`)."""
+    """Root of the objects added to the real ones: procedural chairs (`hypnerf-ns data procedural`),
+    or real chairs and stretched copies of them (`hypnerf-ns data furniture --exclude HELDOUT
+    --stretching.copies K`; objects also in `--real` are taken once, copies of held-out chairs refused)."""
     real: Path = Path("../shared/data/chairs-dev")
     """The real dev chairs (42; every 7th is held out and evaluated)."""
     counts: List[int] = field(default_factory=lambda: [36, 300, 1000])
@@ -92,14 +94,25 @@ def index_entry(obj: Any, weight: float) -> Dict[str, Any]:
 
 def category_of(args: Args, count: int, root: Path) -> Dict[str, int]:
     """Write a category root at `root` of the real training chairs plus count - real procedural ones."""
-    real_train, _ = split_holdout(list_objects(args.real), args.holdout_every)
+    real_train, heldout = split_holdout(list_objects(args.real), args.holdout_every)
     real_train = real_train[: args.real_objects]
-    procedural = list_objects(args.procedural)[: max(0, count - len(real_train))] if count > len(real_train) else []
+    extra = [o for o in list_objects(args.procedural) if o.id not in {r.id for r in real_train}] if count > len(real_train) else []
+    sources, heldout_ids = stretched_from(args.procedural), {h.id for h in heldout}
+    leaked = [o.id for o in extra if o.id in heldout_ids or sources.get(o.id) in heldout_ids]
+    if leaked:
+        raise SystemExit(f"{args.procedural} holds held-out chairs or copies of them ({leaked[0]}, ...): make it with --exclude")
+    procedural = extra[: max(0, count - len(real_train))]
     if len(real_train) + len(procedural) < count:
         raise SystemExit(f"{args.procedural} has {len(procedural)} objects; {count - len(real_train)} needed")
     weight = args.real_share / (1.0 - args.real_share) * len(procedural) / len(real_train) if procedural and real_train else 1.0
     write_index(root, "chair", [index_entry(o, weight) for o in real_train] + [index_entry(o, 1.0) for o in procedural])
     return {"real": len(real_train), "procedural": len(procedural)}
+
+
+def stretched_from(root: Path) -> Dict[str, str]:
+    """Stretched copy in `root` (`data furniture --stretching.copies`) -> the object it was made from."""
+    entries = read_json(root / "objects.json")["objects"] if (root / "objects.json").is_file() else []
+    return {e["id"]: e["stretched_from"] for e in entries if "stretched_from" in e}
 
 
 def procedural_colours(root: Path) -> str:

@@ -15,8 +15,10 @@ from hypnerf_ns.data import datamanager as datamanager_module
 from hypnerf_ns.data import furniture
 from hypnerf_ns.data.check import Check
 from hypnerf_ns.data.dataparser import CategoryDataParserConfig
-from hypnerf_ns.data.meshes import Meshes, RenderOptions
+from hypnerf_ns.data.meshes import Meshes, RenderOptions, Stretching, find_meshes, with_stretched_copies
 from hypnerf_ns.data.preview import category_sheet
+from hypnerf_ns.data.render import load_surface, normalise
+from hypnerf_ns.data.writer import write_index
 from hypnerf_ns.errors import HypnerfError, InputError
 
 SMALL = RenderOptions(resolution=32, views=(4, 1, 2), seed=1)
@@ -190,3 +192,28 @@ def test_furniture_chairs_and_the_default_category_prepared_on_first_use(tmp_pat
     category_sheet(default, tmp_path / "sheet.png")
     sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB"))
     assert (sheet < 200).any(), "the chairs are visible on the sheet"
+
+
+def test_stretched_copies_scale_each_axis_and_leave_out_excluded_objects(mesh_folder: Path, tmp_path: Path) -> None:
+    heldout = tmp_path / "heldout"
+    write_index(heldout, "things", [{"id": "yellow_cone", "name": "held out"}])
+    (heldout / "yellow_cone").mkdir()
+    output = tmp_path / "category"
+    stretching = Stretching(copies=2, amplitude=0.4, seed=5)
+    Meshes(input=mesh_folder, output=output, render=SMALL, exclude=heldout, stretching=stretching).main()
+    listing = {o["id"]: o for o in json.loads((output / "objects.json").read_text())["objects"]}
+    assert sorted(listing) == ["green_ball", "green_ball-s0", "green_ball-s1", "tall_box", "tall_box-s0", "tall_box-s1"]
+    assert listing["tall_box-s1"]["stretched_from"] == "tall_box"
+
+    # A copy is the mesh with each axis scaled by its factors before normalisation (largest side 1).
+    ball = [obj for obj in find_meshes(mesh_folder) if obj.id == "green_ball"]
+    original, *copies = with_stretched_copies(ball, stretching)
+    base = normalise(load_surface(original.path), original.rotation).vertices
+    base_extent = base.max(0) - base.min(0)
+    for copy, entry in zip(copies, (listing["green_ball-s0"], listing["green_ball-s1"]), strict=True):
+        factors = np.array(entry["stretch"])
+        assert np.all(factors >= np.exp(-0.4)) and np.all(factors <= np.exp(0.4))
+        vertices = normalise(load_surface(copy.path), copy.rotation).vertices
+        expected = base_extent * factors / (base_extent * factors).max()
+        np.testing.assert_allclose(vertices.max(0) - vertices.min(0), expected, atol=2e-3)
+    assert not np.allclose(listing["green_ball-s0"]["stretch"], listing["green_ball-s1"]["stretch"]), "each copy draws its own factors"
