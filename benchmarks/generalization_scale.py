@@ -116,8 +116,12 @@ def stretched_from(root: Path) -> Dict[str, str]:
 
 
 def procedural_colours(root: Path) -> str:
-    """How the procedural objects were coloured (objects.json's "colours"; Infinigen's alone before it was recorded)."""
+    """How the added objects were made: for procedural ones how they were coloured (objects.json's
+    "colours"; Infinigen's alone before it was recorded), for real meshes with stretched copies
+    (`data furniture --stretching.copies`) "stretched real" (rows keep the key's old name)."""
     entries = read_json(root / "objects.json")["objects"] if (root / "objects.json").is_file() else []
+    if any("stretched_from" in entry for entry in entries):
+        return "stretched real"
     return entries[0].get("colours", "baked albedo") if entries else "none"
 
 
