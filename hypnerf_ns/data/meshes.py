@@ -77,8 +77,9 @@ def with_stretched_copies(objects: List[MeshObject], stretching: Stretching) -> 
 
     A copy is the same mesh with its width, depth and height scaled independently (in the object
     frame, before normalisation), so it keeps the real mesh's parts, materials and detail in
-    proportions no model had. Trained on 36 real chairs plus such copies of them and of 19 more
-    real chairs, the prior improved from one view of unseen real chairs (docs/results.md).
+    proportions no model had. A prior on 36 real chairs, 19 more and 5 copies of each (330 objects)
+    gave 19.63 dB from one view of 6 unseen real chairs against 18.14 for the 36 alone
+    (docs/results.md, "Real chairs and stretched copies of them").
     """
     result: List[MeshObject] = []
     for obj in objects:
