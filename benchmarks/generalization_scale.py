@@ -241,7 +241,7 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: Dict[
         counts = sorted({r["training_objects"] for r in chosen})
         axis.set_xticks(counts, [f"{count:,}" for count in counts])
         axis.minorticks_off()
-        axis.set_xlabel("training objects N (36 real + procedural)")
+        axis.set_xlabel("training objects N (36 real + " + ("more real and stretched copies" if colours == "stretched real" else "procedural") + ")")
         axis.set_title(f"{views} input view{'s' if views > 1 else ''}{' + mirrored' if mirror else ''}, 6 unseen real chairs\n(refined: {refinement[views]})", fontsize=10)
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("test-view PSNR (dB), 64 px")
