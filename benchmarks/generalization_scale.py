@@ -93,10 +93,13 @@ def index_entry(obj: Any, weight: float) -> Dict[str, Any]:
 
 
 def category_of(args: Args, count: int, root: Path) -> Dict[str, int]:
-    """Write a category root at `root` of the real training chairs plus count - real procedural ones."""
+    """Write a category root at `root` of the real training chairs plus count - real added ones
+    (objects of `--procedural` also among the real ones taken once; held-out chairs or copies of
+    them refused)."""
     real_train, heldout = split_holdout(list_objects(args.real), args.holdout_every)
     real_train = real_train[: args.real_objects]
-    extra = [o for o in list_objects(args.procedural) if o.id not in {r.id for r in real_train}] if count > len(real_train) else []
+    real_ids = {r.id for r in real_train}
+    extra = [o for o in list_objects(args.procedural) if o.id not in real_ids] if count > len(real_train) else []
     sources, heldout_ids = stretched_from(args.procedural), {h.id for h in heldout}
     leaked = [o.id for o in extra if o.id in heldout_ids or sources.get(o.id) in heldout_ids]
     if leaked:
@@ -109,9 +112,14 @@ def category_of(args: Args, count: int, root: Path) -> Dict[str, int]:
     return {"real": len(real_train), "procedural": len(procedural)}
 
 
+def index_entries(root: Path) -> List[Dict[str, Any]]:
+    """The entries of `root`'s objects.json (none without one)."""
+    return read_json(root / "objects.json")["objects"] if (root / "objects.json").is_file() else []
+
+
 def stretched_from(root: Path) -> Dict[str, str]:
     """Stretched copy in `root` (`data furniture --stretching.copies`) -> the object it was made from."""
-    entries = read_json(root / "objects.json")["objects"] if (root / "objects.json").is_file() else []
+    entries = index_entries(root)
     return {e["id"]: e["stretched_from"] for e in entries if "stretched_from" in e}
 
 
@@ -119,7 +127,7 @@ def procedural_colours(root: Path) -> str:
     """How the added objects were made: for procedural ones how they were coloured (objects.json's
     "colours"; Infinigen's alone before it was recorded), for real meshes with stretched copies
     (`data furniture --stretching.copies`) "stretched real" (rows keep the key's old name)."""
-    entries = read_json(root / "objects.json")["objects"] if (root / "objects.json").is_file() else []
+    entries = index_entries(root)
     if any("stretched_from" in entry for entry in entries):
         return "stretched real"
     return entries[0].get("colours", "baked albedo") if entries else "none"
