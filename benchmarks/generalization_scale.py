@@ -205,6 +205,9 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
         start = time.perf_counter()
         config_path = train(args, data, run)
         write_text_atomic(done, json.dumps({"wall_seconds": time.perf_counter() - start}))
+    trained = json.loads((run / "train-progress.json").read_text())["cpu_seconds"] / 60
+    if not args.minutes <= trained < args.minutes + 1:  # its rows would be labelled with the wrong time
+        raise SystemExit(f"{run} trained for {trained:.1f} CPU-minutes, not --minutes {args.minutes:g}: use another --workdir")
     if not (config_path.parent / "encoder.pt").is_file():
         entrypoint(["encoder", "train", "--load-config", str(config_path), "--steps", str(args.encoder_steps), "--views-per-object", str(args.encoder_views)])
     rows = []
@@ -226,10 +229,10 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     return rows
 
 
-def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: Dict[int, str], colours: str, kl_weight: float) -> None:
+def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: Dict[int, str], colours: str, kl_weight: float, minutes: float) -> None:
     """PSNR against N, one line per method and number of input views (the runs with real chairs,
-    evaluated with or without mirrored input views and refined as `refinement` says per number of
-    input views, trained with `kl_weight`, procedural chairs coloured as `colours` says)."""
+    trained for `minutes` with `kl_weight`, evaluated with or without mirrored input views and
+    refined as `refinement` says per number of input views, procedural chairs coloured as `colours` says)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -237,7 +240,7 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: Dict[
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for axis, views in zip(axes, INPUT_VIEWS):
-        wanted = {"views": views, "mirror": mirror, "refine": refinement[views], "kl_weight": kl_weight}
+        wanted = {"views": views, "mirror": mirror, "refine": refinement[views], "kl_weight": kl_weight, "train_minutes": minutes}
         chosen = sorted(
             (r for r in rows if all(r[k] == v for k, v in wanted.items()) and r["real"] > 0 and r["procedural_colours"] in (colours, "none")),
             key=lambda r: r["training_objects"],
@@ -260,12 +263,13 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: Dict[
 
 
 def merged_rows(path: Path, new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The rows already in `path` (other N, real objects, views, mirroring, refinement, KL weight or
-    procedural colouring, e.g. from a run in another process) with `new` replacing those that
-    agree on all of them."""
+    """The rows already in `path` (other N, real objects, training time, views, mirroring, refinement,
+    KL weight or procedural colouring, e.g. from a run in another process) with `new` replacing those
+    that agree on all of them."""
 
-    def key(row: Dict[str, Any]) -> Tuple[int, int, int, bool, str, str, float]:
-        return row["training_objects"], row["real"], row["views"], row["mirror"], row["refine"], row["procedural_colours"], row["kl_weight"]
+    def key(row: Dict[str, Any]) -> Tuple[int, int, float, int, bool, str, str, float]:
+        return (row["training_objects"], row["real"], row["train_minutes"], row["views"], row["mirror"], row["refine"],
+                row["procedural_colours"], row["kl_weight"])
 
     measured = {key(r) for r in new}
     old = json.loads(path.read_text())["runs"] if path.is_file() else []
@@ -278,7 +282,7 @@ def main(args: Args) -> None:
         rows = merged_rows(args.output, run_one(args, count))
         write_text_atomic(args.output, json.dumps({"runs": rows}, indent=1) + "\n")
         refinement = {views: refine_label(refine_steps_for(views, args.refine_steps)) for views in INPUT_VIEWS}
-        plot(rows, args.plot, args.mirror, refinement, procedural_colours(args.procedural), kl_weight_of(args))
+        plot(rows, args.plot, args.mirror, refinement, procedural_colours(args.procedural), kl_weight_of(args), args.minutes)
     table = Table(title=f"generalization against training objects ({args.minutes:g} min each)")
     methods = sorted({m for r in rows for m in r["mean"]})
     for column in ("N", "real", "views", "mirror", "refine", "procedural colours", *methods):
