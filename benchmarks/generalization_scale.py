@@ -283,13 +283,14 @@ def main(args: Args) -> None:
         write_text_atomic(args.output, json.dumps({"runs": rows}, indent=1) + "\n")
         refinement = {views: refine_label(refine_steps_for(views, args.refine_steps)) for views in INPUT_VIEWS}
         plot(rows, args.plot, args.mirror, refinement, procedural_colours(args.procedural), kl_weight_of(args), args.minutes)
-    table = Table(title=f"generalization against training objects ({args.minutes:g} min each)")
+    table = Table(title="generalization against training objects")
     methods = sorted({m for r in rows for m in r["mean"]})
-    for column in ("N", "real", "views", "mirror", "refine", "procedural colours", *methods):
+    for column in ("N", "real", "minutes", "views", "mirror", "refine", "procedural colours", *methods):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
-            str(r["training_objects"]), str(r["real"]), str(r["views"]), "yes" if r["mirror"] else "no", r["refine"], r["procedural_colours"][:12],
+            str(r["training_objects"]), str(r["real"]), f"{r['train_minutes']:g}", str(r["views"]), "yes" if r["mirror"] else "no", r["refine"],
+            r["procedural_colours"][:12],
             *(f"{r['mean'][m]['psnr']:.2f}" if m in r["mean"] else "-" for m in methods),
         )
     CONSOLE.print(table)
