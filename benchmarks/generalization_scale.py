@@ -31,6 +31,7 @@ from rich.table import Table
 
 from hypnerf_ns.cli import entrypoint
 from hypnerf_ns.data.category import list_objects, read_json, split_holdout
+from hypnerf_ns.data.furniture import PACKAGE as FURNITURE_PACKAGE
 from hypnerf_ns.data.writer import write_index
 from hypnerf_ns.files import write_text_atomic
 from hypnerf_ns.method.training import stepped_config, train_step
@@ -126,10 +127,13 @@ def stretched_from(root: Path) -> Dict[str, str]:
 def procedural_colours(root: Path) -> str:
     """How the added objects were made: for procedural ones how they were coloured (objects.json's
     "colours"; Infinigen's alone before it was recorded), for real meshes with stretched copies
-    (`data furniture --stretching.copies`) "stretched real" (rows keep the key's old name)."""
+    (`data furniture --stretching.copies`) "stretched real", for real meshes alone (`data furniture`)
+    "real" (rows keep the key's old name)."""
     entries = index_entries(root)
     if any("stretched_from" in entry for entry in entries):
         return "stretched real"
+    if entries and entries[0].get("source", "").startswith(FURNITURE_PACKAGE):
+        return "real"
     return entries[0].get("colours", "baked albedo") if entries else "none"
 
 
@@ -252,8 +256,9 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: Dict[
         counts = sorted({r["training_objects"] for r in chosen})
         axis.set_xticks(counts, [f"{count:,}" for count in counts])
         axis.minorticks_off()
-        axis.set_xlabel("training objects N (36 real + " + ("more real and stretched copies" if colours == "stretched real" else "procedural") + ")")
-        axis.set_title(f"{views} input view{'s' if views > 1 else ''}{' + mirrored' if mirror else ''}, 6 unseen real chairs\n(refined: {refinement[views]})", fontsize=10)
+        axis.set_xlabel("training objects N (36 real + " + {"stretched real": "more real and stretched copies", "real": "more real"}.get(colours, "procedural") + ")")
+        axis.set_title(f"{views} input view{'s' if views > 1 else ''}{' + mirrored' if mirror else ''}, 6 unseen real chairs\n"
+                       f"{minutes:g} CPU-minutes of training\n(refined: {refinement[views]})", fontsize=10)
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("test-view PSNR (dB), 64 px")
     axes[1].legend(fontsize=8)

@@ -17,6 +17,8 @@ machine) and is scored on all test views (PSNR / SSIM on white, as `hypnerf-ns e
                     bias moving on the coarser half of the levels: `inversion.refine`, eval's `refined`
                     (since session 15 every `refine` recipe's learning rate decays from LR along a half cosine)
 - `levels:K`:       `refine` with the table bias moving on the K coarsest levels (all: as before session 15)
+- `then-free:F`:     `refine` for the first 1 - F of the steps, then the refined NeRF's own parameters
+                    (all levels of the tables: free to leave what the hypernetwork can make) for the rest
 - `scratch:LR`:     no prior: a fresh NeRF fitted (eval's `scratch`, there for as long as `refined`)
 
     python benchmarks/refine_recipes.py --load-config outputs/s11/study/n300/study/hyp-nerf/run/config.yml --mirror \
@@ -63,17 +65,15 @@ class Args:
     steps: int = 300
     """Fitting steps of every recipe."""
     recipes: List[str] = field(default_factory=lambda: ["prior", "free:0.003", "anchored:1", "pivotal:0.001", "refine:0.002"])
-    """Recipes to compare, NAME or NAME:VALUE (the anchor weight, the learning rate of free, pivotal, refine, scratch, or the levels)."""
+    """Recipes to compare, NAME or NAME:VALUE (the anchor weight, the learning rate of free, pivotal, refine, scratch, the levels, or then-free's share of free steps)."""
     search_pixels: int = 1024
     threads: int = 2
     output: Path = Path("benchmarks/results/refine-recipes.json")
 
 
-def anchored(model: HypNeRFModel, pixels: PosedPixels, codes: Codes, steps: int, lr: float, weight: float) -> NeRFParams:
-    """The generated NeRF's own parameters fitted on `pixels`, plus `weight` * the mean squared
+def anchored(model: HypNeRFModel, pixels: PosedPixels, generated: NeRFParams, steps: int, lr: float, weight: float) -> NeRFParams:
+    """The NeRF `generated`'s own parameters fitted on `pixels`, plus `weight` * the mean squared
     change of every parameter group from the generated one (over its variance)."""
-    with torch.no_grad():
-        generated = model.hypernetwork(codes)
     params = {name: value.detach().clone().requires_grad_(True) for name, value in generated.items()}
 
     def change(_: NeRFParams, __: torch.Tensor) -> torch.Tensor:
@@ -83,14 +83,23 @@ def anchored(model: HypNeRFModel, pixels: PosedPixels, codes: Codes, steps: int,
     return {name: value.detach() for name, value in params.items()}
 
 
+def generated(model: HypNeRFModel, codes: Codes) -> NeRFParams:
+    """The NeRF the hypernetwork makes of `codes`, detached."""
+    with torch.no_grad():
+        return model.hypernetwork(codes)
+
+
 def recipe_of(spec: str, steps: int) -> Recipe:
     """The recipe `spec` names (NAME or NAME:VALUE)."""
     name, _, value = spec.partition(":")
     number = float(value) if value else 0.0
     recipes: Dict[str, Recipe] = {
-        "prior": lambda model, pixels, codes: {k: v.detach() for k, v in model.hypernetwork(codes).items()},
-        "free": lambda model, pixels, codes: anchored(model, pixels, codes, steps, number or 0.003, 0.0),
-        "anchored": lambda model, pixels, codes: anchored(model, pixels, codes, steps, 0.003, number),
+        "prior": lambda model, pixels, codes: generated(model, codes),
+        "free": lambda model, pixels, codes: anchored(model, pixels, generated(model, codes), steps, number or 0.003, 0.0),
+        "anchored": lambda model, pixels, codes: anchored(model, pixels, generated(model, codes), steps, 0.003, number),
+        "then-free": lambda model, pixels, codes: anchored(
+            model, pixels, refine(model, pixels, codes, steps - round(steps * number)), round(steps * number), 0.002, 0.0
+        ),
         "pivotal": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.001, table_weight=True),
         "refine": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.002),
         "levels": lambda model, pixels, codes: refine(model, pixels, codes, steps, free_levels=int(number)),
