@@ -36,7 +36,7 @@ from hypnerf_ns.data.writer import write_index
 from hypnerf_ns.files import write_text_atomic
 from hypnerf_ns.method.training import stepped_config, train_step
 from hypnerf_ns.progress import progress_bar
-from hypnerf_ns.tasks.inversion import refine_steps_for
+from hypnerf_ns.tasks.inversion import REFINE_LR, refine_steps_for
 from method_configs import hyp_nerf
 
 CONSOLE = Console()
@@ -141,8 +141,8 @@ def refine_label(steps: int) -> str:
     """How `refined` was fitted, as rows record it (before session 12: the NeRF's own parameters for
     a number of seconds, "own parameters, 15 s"; sessions 12-14 the table bias on every level,
     "hypernetwork, 300 steps"; from session 15 the coarse levels, 300 steps per view at a constant
-    learning rate, then 400 with a decaying one)."""
-    return f"hypernetwork, coarse tables, {steps} steps"
+    learning rate, then 400 with one decaying from 0.002, from session 19 from `REFINE_LR`)."""
+    return f"hypernetwork, coarse tables, {steps} steps, lr {REFINE_LR:g}"
 
 
 def kl_weight_of(args: Args) -> float:
@@ -219,7 +219,7 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     heldout = heldout_of(args, run / "heldout")
     for views in args.views:
         indices, refine_steps = INPUT_VIEWS[views], refine_steps_for(views, args.refine_steps)
-        report_path = run / f"generalization-{views}view{'-mirror' if args.mirror else ''}-refine{refine_steps}.json"
+        report_path = run / f"generalization-{views}view{'-mirror' if args.mirror else ''}-refine{refine_steps}-lr{REFINE_LR:g}.json"
         if not report_path.is_file():
             entrypoint(
                 ["eval", "--load-config", str(config_path), "--data", str(heldout), "--input-views", *indices, "--search-pixels", str(args.search_pixels),

@@ -48,7 +48,7 @@ from hypnerf_ns.nerf.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.progress import progress_bar
 from hypnerf_ns.tasks.encoder import encode, load_encoder
 from hypnerf_ns.tasks.evaluation import mean_over
-from hypnerf_ns.tasks.inversion import best_start, fit, fit_from_scratch, invert, refine
+from hypnerf_ns.tasks.inversion import REFINE_LR, best_start, fit, fit_from_scratch, invert, refine
 
 Recipe = Callable[[HypNeRFModel, PosedPixels, Codes], NeRFParams]
 
@@ -64,7 +64,7 @@ class Args:
     """Add each input view's mirror image (eval --mirror)."""
     steps: int = 300
     """Fitting steps of every recipe."""
-    recipes: List[str] = field(default_factory=lambda: ["prior", "free:0.003", "anchored:1", "pivotal:0.001", "refine:0.002"])
+    recipes: List[str] = field(default_factory=lambda: ["prior", "free:0.003", "anchored:1", "pivotal:0.001", "refine"])
     """Recipes to compare, NAME or NAME:VALUE (the anchor weight, the learning rate of free, pivotal, refine, scratch, the levels, or then-free's share of free steps)."""
     search_pixels: int = 1024
     threads: int = 2
@@ -98,10 +98,10 @@ def recipe_of(spec: str, steps: int) -> Recipe:
         "free": lambda model, pixels, codes: anchored(model, pixels, generated(model, codes), steps, number or 0.003, 0.0),
         "anchored": lambda model, pixels, codes: anchored(model, pixels, generated(model, codes), steps, 0.003, number),
         "then-free": lambda model, pixels, codes: anchored(
-            model, pixels, refine(model, pixels, codes, steps - round(steps * number)), round(steps * number), 0.002, 0.0
+            model, pixels, refine(model, pixels, codes, steps - round(steps * number)), round(steps * number), REFINE_LR, 0.0
         ),
         "pivotal": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.001, table_weight=True),
-        "refine": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.002),
+        "refine": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or REFINE_LR),
         "levels": lambda model, pixels, codes: refine(model, pixels, codes, steps, free_levels=int(number)),
         "scratch": lambda model, pixels, codes: fit_from_scratch(model, pixels, steps, lr=number or 0.01),
     }

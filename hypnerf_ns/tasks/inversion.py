@@ -195,13 +195,20 @@ chairs (N = 300 prior, mirrored inputs; before the coarse levels and the decay):
 as long: 21.51). With them, 400 steps 18.50 from 1 view, 1,200 steps 22.41 from 3 (session 15)."""
 
 
+REFINE_LR = 0.003
+"""`refine`'s starting learning rate. On the 6 unseen real chairs with mirrored inputs, 3 views, 1,200
+steps: 0.002 / 0.003 / 0.004 give 22.54 / 22.82 / 22.75 dB (N = 1,045 prior, 120 CPU-minutes) and
+22.64 / 22.80 / 22.77 (N = 55 real chairs, 25 minutes); 1 view, 400 steps: 20.26 / 20.23 / 20.23
+(`benchmarks/refine_recipes.py`, session 19; 0.002 before)."""
+
+
 def refine_steps_for(views: int, steps: Optional[int] = None) -> int:
     """`steps` if given, else the default number of `refine` steps from `views` input views."""
     return steps if steps is not None else REFINE_STEPS_PER_VIEW * views
 
 
 def refine(
-    model: HypNeRFModel, pixels: PosedPixels, codes: Codes, steps: int = REFINE_STEPS_PER_VIEW, lr: float = 0.002, seed: int = 0,
+    model: HypNeRFModel, pixels: PosedPixels, codes: Codes, steps: int = REFINE_STEPS_PER_VIEW, lr: float = REFINE_LR, seed: int = 0,
     on_step: Optional[Callable[[int, float], None]] = None, table_weight: bool = False, free_levels: Optional[int] = None,
 ) -> NeRFParams:
     """The NeRF of `codes`, fitted on `pixels` through the hypernetwork for `steps` steps; the
@@ -226,7 +233,7 @@ def refine(
     The learning rate decays from `lr` along a half cosine (`optimise`): 400 steps from lr 0.002
     against 300 at a constant 0.001 gave 18.50 / 18.43 dB from one view, from three views 1,200
     against 900 steps 22.41 / 22.32 (N = 300 prior; in a scratch copy of this function also N = 36
-    22.92 / 22.63, N = 1,000 22.30 / 21.97).
+    22.92 / 22.63, N = 1,000 22.30 / 21.97); `REFINE_LR` for the starting rate.
 
     The kept weight (32 MiB) is shared with the model, not copied.
     """
