@@ -11,7 +11,7 @@ that stops resumes with the next N).
     python benchmarks/generalization_scale.py --procedural /work/data/procedural-chairs --counts 36 300 1000 --minutes 20
 
 Writes benchmarks/results/generalization-scale.json ({"runs": [{"training_objects", "real",
-"procedural", "train_minutes", "views", "mirror", "refine", "procedural_colours", "kl_weight", "mean": {method:
+"procedural", "train_minutes", "train_steps", "views", "mirror", "refine", "procedural_colours", "kl_weight", "mean": {method:
 {"psnr", "ssim", "seconds"}}}]})
 and a PNG plot of PSNR against N (runs with real chairs, mirrored or not as `--mirror` says).
 """
@@ -72,7 +72,8 @@ class Args:
     plot: Path = Path("benchmarks/results/generalization-scale.png")
     holdout_every: int = 7
     threads: int = 1
-    """torch threads per run: the budget is the run's own CPU time, so runs may share the machine."""
+    """torch threads of the run. Run one study at a time: on oversubscribed cores the CPU-time budget
+    buys far fewer steps (session 19: 2.8 steps per CPU-second with tests running alongside, 7.8 alone)."""
     mirror: bool = False
     """Evaluate with `eval --mirror` (each input view's mirror image as one more input view); rows say which."""
     refine_steps: Optional[int] = None
@@ -159,8 +160,9 @@ def heldout_of(args: Args, root: Path) -> Path:
 
 
 def train(args: Args, data: Path, run: Path) -> Path:
-    """Train for the budget of CPU time (`time.process_time`, so that runs sharing the machine get
-    equal work); save the checkpoint and config; return the config path. A checkpoint and the CPU
+    """Train for the budget of CPU time (`time.process_time`: not counting what other processes
+    take, though contention still costs steps, which rows record); save the checkpoint and config;
+    return the config path. A checkpoint and the CPU
     time spent are saved every `--save-minutes`, and a stopped run resumes from them."""
     config = stepped_config(hyp_nerf.config, data, run, args.resolution_scale, args.seed)
     config.experiment_name = "study"
@@ -209,7 +211,8 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
         start = time.perf_counter()
         config_path = train(args, data, run)
         write_text_atomic(done, json.dumps({"wall_seconds": time.perf_counter() - start}))
-    trained = json.loads((run / "train-progress.json").read_text())["cpu_seconds"] / 60
+    saved = json.loads((run / "train-progress.json").read_text())
+    trained = saved["cpu_seconds"] / 60
     if not args.minutes <= trained < args.minutes + 1:  # its rows would be labelled with the wrong time
         raise SystemExit(f"{run} trained for {trained:.1f} CPU-minutes, not --minutes {args.minutes:g}: use another --workdir")
     if not (config_path.parent / "encoder.pt").is_file():
@@ -228,7 +231,7 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
             )
         report = json.loads(report_path.read_text())
         mean = {method: {k: v for k, v in metrics.items() if k in ("psnr", "ssim", "seconds")} for method, metrics in report["mean"].items()}
-        rows.append({"training_objects": count, **composition, "train_minutes": args.minutes, "views": views, "mirror": args.mirror,
+        rows.append({"training_objects": count, **composition, "train_minutes": args.minutes, "train_steps": saved["step"] + 1, "views": views, "mirror": args.mirror,
                      "refine": refine_label(refine_steps), "procedural_colours": colours, "kl_weight": kl_weight_of(args), "mean": mean})
     return rows
 
@@ -290,11 +293,11 @@ def main(args: Args) -> None:
         plot(rows, args.plot, args.mirror, refinement, procedural_colours(args.procedural), kl_weight_of(args), args.minutes)
     table = Table(title="generalization against training objects")
     methods = sorted({m for r in rows for m in r["mean"]})
-    for column in ("N", "real", "minutes", "views", "mirror", "refine", "procedural colours", *methods):
+    for column in ("N", "real", "minutes", "steps", "views", "mirror", "refine", "procedural colours", *methods):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
-            str(r["training_objects"]), str(r["real"]), f"{r['train_minutes']:g}", str(r["views"]), "yes" if r["mirror"] else "no", r["refine"],
+            str(r["training_objects"]), str(r["real"]), f"{r['train_minutes']:g}", str(r.get("train_steps", "-")), str(r["views"]), "yes" if r["mirror"] else "no", r["refine"],
             r["procedural_colours"][:12],
             *(f"{r['mean'][m]['psnr']:.2f}" if m in r["mean"] else "-" for m in methods),
         )
