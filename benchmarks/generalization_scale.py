@@ -162,8 +162,8 @@ def heldout_of(args: Args, root: Path) -> Path:
 def train(args: Args, data: Path, run: Path) -> Path:
     """Train for the budget of CPU time (`time.process_time`: not counting what other processes
     take, though contention still costs steps, which rows record); save the checkpoint and config;
-    return the config path. A checkpoint and the CPU
-    time spent are saved every `--save-minutes`, and a stopped run resumes from them."""
+    return the config path. A checkpoint and the CPU time spent are saved every `--save-minutes`,
+    and a stopped run resumes from them."""
     config = stepped_config(hyp_nerf.config, data, run, args.resolution_scale, args.seed)
     config.experiment_name = "study"
     if args.kl_weight is not None:
