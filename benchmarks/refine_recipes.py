@@ -16,6 +16,9 @@ machine) and is scored on all test views (PSNR / SSIM on white, as `hypnerf-ns e
 - `refine:LR`:      the same without the hash-table head's weight (98% of the weights), the table
                     bias moving on the coarser half of the levels: `inversion.refine`, eval's `refined`
                     (since session 15 every `refine` recipe's learning rate decays from LR along a half cosine)
+- `rays:R`:         `refine` on R rays per step instead of 1,024 (R/1,024 times the work)
+- `drift:W`:        `refine` plus W * the mean over the fitted hypernetwork weights of their squared
+                    change (over the original's variance): the copy held near the trained prior
 - `levels:K`:       `refine` with the table bias moving on the K coarsest levels (all: as before session 15)
 - `then-free:F`:     `refine` for the first 1 - F of the steps, then the refined NeRF's own parameters
                     (all levels of the tables: free to leave what the hypernetwork can make) for the rest
@@ -102,6 +105,8 @@ def recipe_of(spec: str, steps: int) -> Recipe:
         ),
         "pivotal": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.001, table_weight=True),
         "refine": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or REFINE_LR),
+        "rays": lambda model, pixels, codes: refine(model, pixels, codes, steps, rays_per_step=int(number)),
+        "drift": lambda model, pixels, codes: refine(model, pixels, codes, steps, drift_weight=number),
         "levels": lambda model, pixels, codes: refine(model, pixels, codes, steps, free_levels=int(number)),
         "scratch": lambda model, pixels, codes: fit_from_scratch(model, pixels, steps, lr=number or 0.01),
     }

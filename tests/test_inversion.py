@@ -213,3 +213,21 @@ def test_refine_improves_the_fit_and_leaves_the_prior_unchanged(trained, three_c
 
     assert unexplained(slice(levels // 2, levels)) < 1e-3  # float error
     assert unexplained(slice(0, levels // 2)) > 1e-2  # the bias moved there (0.05 on the fixture)
+
+
+def test_refine_drift_weight_holds_the_nerf_near_the_prior(trained, three_chairs: Path) -> None:
+    from hypnerf_ns.tasks.inversion import refine
+
+    _, trainer, _ = trained
+    model = trainer.pipeline.model
+    pixels = load_posed_pixels(three_chairs / model.object_ids[0], "train", [0], SCALE, model.device)
+    codes = model.codebook(torch.tensor([1]), sample=False)  # another object's codes: refining must move them
+    with torch.no_grad():
+        generated = model.hypernetwork(codes)
+
+    def change(drift_weight: float) -> float:
+        refined = refine(model, pixels, codes, steps=40, drift_weight=drift_weight)
+        return sum(float((refined[k] - generated[k]).square().sum()) for k in refined)
+
+    free, held = change(0.0), change(1e4)
+    assert held < 0.5 * free, (held, free)
