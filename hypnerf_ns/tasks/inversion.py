@@ -251,8 +251,8 @@ def refine(
     Two knobs for `benchmarks/refine_recipes.py`, off by default: `rays_per_step` (2,048 instead of
     1,024: 23.44 against 23.38 dB from three views, in 1.4x the time) and `drift_weight` W, adding W *
     the mean over the fitted weights of their squared change over the original's variance, which holds
-    the copy near the trained prior (W = 0.1: 23.54, SSIM 0.892 against 0.897; chairs moved -0.6 to
-    +1.0 dB). Both within noise (N = 330 prior, session 20).
+    the copy near the trained prior (W = 0.03 / 0.1 / 0.3: 23.93 / 23.54 / 22.94 dB; W = 0.03 at or
+    above `refine` on every chair). N = 330 prior, three views, session 20; not yet measured from one view.
 
     The kept weight (32 MiB) is shared with the model, not copied.
     """
