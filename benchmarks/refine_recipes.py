@@ -51,7 +51,7 @@ from hypnerf_ns.nerf.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.progress import progress_bar
 from hypnerf_ns.tasks.encoder import encode, load_encoder
 from hypnerf_ns.tasks.evaluation import mean_over
-from hypnerf_ns.tasks.inversion import REFINE_LR, best_start, fit, fit_from_scratch, invert, refine
+from hypnerf_ns.tasks.inversion import REFINE_LR, best_start, drift_from, fit, fit_from_scratch, invert, refine
 
 Recipe = Callable[[HypNeRFModel, PosedPixels, Codes], NeRFParams]
 
@@ -78,11 +78,9 @@ def anchored(model: HypNeRFModel, pixels: PosedPixels, generated: NeRFParams, st
     """The NeRF `generated`'s own parameters fitted on `pixels`, plus `weight` * the mean squared
     change of every parameter group from the generated one (over its variance)."""
     params = {name: value.detach().clone().requires_grad_(True) for name, value in generated.items()}
-
-    def change(_: NeRFParams, __: torch.Tensor) -> torch.Tensor:
-        return weight * sum(((params[n] - generated[n]) ** 2).mean() / generated[n].var().clamp_min(1e-8) for n in params)
-
-    fit(model, pixels, list(params.values()), lambda: params, steps, lr=lr, regulariser=change if weight > 0 else None)
+    variables = list(params.values())
+    change = drift_from(variables, weight * len(variables)) if weight > 0 else None  # drift_from averages over groups; this sums
+    fit(model, pixels, variables, lambda: params, steps, lr=lr, regulariser=change)
     return {name: value.detach() for name, value in params.items()}
 
 
