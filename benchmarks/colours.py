@@ -5,7 +5,8 @@ luminance (Rec. 709 weights on sRGB values), the median and 90th percentile of H
 and the share of nearly grey pixels (saturation < 0.15). A prior trained on objects darker or
 greyer than the ones it meets at test time starts from the wrong colours.
 
-    python benchmarks/colours.py --roots ../shared/data/chairs-dev /work/data/procedural-chairs --output benchmarks/results/colours.json
+    python benchmarks/colours.py --roots ../shared/data/chairs-dev /work/data/procedural-chairs \\
+        --output benchmarks/results/colours.json
 
 Prints a table and writes JSON ({"roots": {root: {statistic: value, "objects": n}}}).
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
 
 @dataclass
 class Args:
-    roots: List[Path]
+    roots: list[Path]
     """Category roots to compare."""
     output: Path = Path("benchmarks/results/colours.json")
     max_objects: int = 200
@@ -52,7 +52,7 @@ def foreground_pixels(folder: Path, views: int) -> np.ndarray:
     return rgba[rgba[:, 3] > 0.5, :3]
 
 
-def statistics(pixels: np.ndarray) -> Dict[str, float]:
+def statistics(pixels: np.ndarray) -> dict[str, float]:
     top, bottom = pixels.max(-1), pixels.min(-1)
     saturation = np.where(top > 0, (top - bottom) / np.maximum(top, 1e-6), 0.0)
     return {
@@ -64,11 +64,16 @@ def statistics(pixels: np.ndarray) -> Dict[str, float]:
 
 
 def main(args: Args) -> None:
-    report: Dict[str, Dict[str, float]] = {}
+    report: dict[str, dict[str, float]] = {}
     with progress_bar() as progress:
         for root in args.roots:
             entries = list_objects(root)
-            entries = [entries[k] for k in np.unique(np.linspace(0, len(entries) - 1, min(args.max_objects, len(entries))).round().astype(int))]
+            entries = [
+                entries[k]
+                for k in np.unique(
+                    np.linspace(0, len(entries) - 1, min(args.max_objects, len(entries))).round().astype(int)
+                )
+            ]
             task = progress.add_task(root.name, total=len(entries))
             pixels = []
             for entry in entries:
@@ -79,7 +84,11 @@ def main(args: Args) -> None:
     for column in ("root", "objects", "mean luminance", "median saturation", "saturation p90", "grey share"):
         table.add_column(column, justify="left" if column == "root" else "right")
     for root, values in report.items():
-        table.add_row(Path(root).name, str(values["objects"]), *(f"{values[k]:.3f}" for k in ("luminance_mean", "saturation_median", "saturation_p90", "grey_share")))
+        table.add_row(
+            Path(root).name,
+            str(values["objects"]),
+            *(f"{values[k]:.3f}" for k in ("luminance_mean", "saturation_median", "saturation_p90", "grey_share")),
+        )
     CONSOLE.print(table)
     write_text_atomic(args.output, json.dumps({"roots": report}, indent=1) + "\n")
     CONSOLE.print(f"wrote {args.output}")

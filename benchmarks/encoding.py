@@ -30,7 +30,7 @@ class Args:
     output: Path = Path("benchmarks/results/encoding.json")
 
 
-def points_per_second(encode, spec: HashGridSpec, args: Args) -> float:  # noqa: ANN001
+def points_per_second(encode, spec: HashGridSpec, args: Args) -> float:
     tables = torch.randn(args.objects, spec.num_levels, spec.table_size, spec.features, requires_grad=True)
     x = torch.rand(args.points, 3)
     slot = torch.randint(0, args.objects, (args.points,)).sort().values
@@ -54,9 +54,13 @@ def main(args: Args) -> None:
     for column in ("levels", "table", "implementation", "M points/s"):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(str(r["levels"]), f"2^{r['log2_table_size']}", r["implementation"], f"{r['points_per_second'] / 1e6:.2f}")
+        table.add_row(
+            str(r["levels"]), f"2^{r['log2_table_size']}", r["implementation"], f"{r['points_per_second'] / 1e6:.2f}"
+        )
     Console().print(table)
-    write_text_atomic(args.output, json.dumps({"benchmark": "encoding", "threads": torch.get_num_threads(), "rows": rows}, indent=1))
+    write_text_atomic(
+        args.output, json.dumps({"benchmark": "encoding", "threads": torch.get_num_threads(), "rows": rows}, indent=1)
+    )
 
 
 if __name__ == "__main__":

@@ -3,16 +3,18 @@
 For each N in `--counts`: a category of the 36 real dev chairs that are not held out (every 7th
 of the 42 is; `--real-objects` takes fewer, 0 for procedural chairs alone) plus procedural chairs
 (`hypnerf-ns data procedural`) up to N, the real ones drawn `--real-share` of the time; the
-default hyp-nerf config trained for `--minutes` (nerfstudio's Trainer, as `ns-train hyp-nerf`); the image encoder trained (`hypnerf-ns encoder train`); then
+default hyp-nerf config trained for `--minutes` (nerfstudio's Trainer, as `ns-train hyp-nerf`); the image
+encoder trained (`hypnerf-ns encoder train`); then
 `hypnerf-ns eval --task generalization` on the 6 held-out real chairs from 1 and 3 views (`--views`).
 Each N's run lives in its own folder under `--workdir` and is reused when complete (a session
 that stops resumes with the next N).
 
-    python benchmarks/generalization_scale.py --procedural /work/data/procedural-chairs --counts 36 300 1000 --minutes 20
+    python benchmarks/generalization_scale.py --procedural /work/data/procedural-chairs \\
+        --counts 36 300 1000 --minutes 20
 
 Writes benchmarks/results/generalization-scale.json ({"runs": [{"training_objects", "real",
-"procedural", "train_minutes", "train_steps", "views", "mirror", "refine", "procedural_colours", "kl_weight", "mean": {method:
-{"psnr", "ssim", "seconds"}}}]})
+"procedural", "train_minutes", "train_steps", "views", "mirror", "refine", "procedural_colours", "kl_weight",
+"mean": {method: {"psnr", "ssim", "seconds"}}}]})
 and a PNG plot of PSNR against N (runs with real chairs, mirrored or not as `--mirror` says).
 """
 
@@ -22,7 +24,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from typing import Any, Literal
 
 import torch
 import tyro
@@ -51,13 +53,13 @@ class Args:
     --stretching.copies K`; objects also in `--real` are taken once, copies of held-out chairs refused)."""
     real: Path = Path("../shared/data/chairs-dev")
     """The real dev chairs (42; every 7th is held out and evaluated)."""
-    counts: List[int] = field(default_factory=lambda: [36, 300, 1000])
+    counts: list[int] = field(default_factory=lambda: [36, 300, 1000])
     """Training objects N of each run (36 = the real ones alone)."""
-    views: List[Literal[1, 3]] = field(default_factory=lambda: [1, 3])
+    views: list[Literal[1, 3]] = field(default_factory=lambda: [1, 3])
     """Input-view counts to evaluate (1 and/or 3), in this order; rows of other view counts in `--output` are kept."""
     minutes: float = 20.0
     """Training time of every run (equal budgets)."""
-    real_objects: Optional[int] = None
+    real_objects: int | None = None
     """How many of the 36 real training chairs each run includes (all by default; 0: a prior of
     procedural chairs alone, whose run folder is n{N}-real0)."""
     real_share: float = 0.25
@@ -76,12 +78,12 @@ class Args:
     buys far fewer steps (session 19: 2.8 steps per CPU-second with tests running alongside, 7.8 alone)."""
     mirror: bool = False
     """Evaluate with `eval --mirror` (each input view's mirror image as one more input view); rows say which."""
-    refine_steps: Optional[int] = None
+    refine_steps: int | None = None
     """`eval --refine-steps`: steps of `refined` fitting the NeRF through the hypernetwork (`scratch`
     fits a NeRF from scratch for as long) per object; default eval's, 400 per input view."""
     search_pixels: int = 1024
     """Input pixels on which eval's `nearest` scores every training code (its cost grows with N)."""
-    kl_weight: Optional[float] = None
+    kl_weight: float | None = None
     """The model's `kl_weight` (the code regulariser; default the hyp-nerf config's); rows record it,
     and its runs get their own folders (n{N}-kl{weight})."""
     save_minutes: float = 10.0
@@ -89,12 +91,12 @@ class Args:
     seed: int = 0
 
 
-def index_entry(obj: Any, weight: float) -> Dict[str, Any]:
+def index_entry(obj: Any, weight: float) -> dict[str, Any]:
     """objects.json entry of a listed object (`list_objects`), by its absolute folder, drawn with `weight`."""
     return {"id": obj.id, "name": obj.name, "folder": str(obj.folder.resolve()), "weight": weight}
 
 
-def category_of(args: Args, count: int, root: Path) -> Dict[str, int]:
+def category_of(args: Args, count: int, root: Path) -> dict[str, int]:
     """Write a category root at `root` of the real training chairs plus count - real added ones
     (objects of `--procedural` also among the real ones taken once; held-out chairs or copies of
     them refused)."""
@@ -105,21 +107,27 @@ def category_of(args: Args, count: int, root: Path) -> Dict[str, int]:
     sources, heldout_ids = stretched_from(args.procedural), {h.id for h in heldout}
     leaked = [o.id for o in extra if o.id in heldout_ids or sources.get(o.id) in heldout_ids]
     if leaked:
-        raise SystemExit(f"{args.procedural} holds held-out chairs or copies of them ({leaked[0]}, ...): make it with --exclude")
+        raise SystemExit(
+            f"{args.procedural} holds held-out chairs or copies of them ({leaked[0]}, ...): make it with --exclude"
+        )
     procedural = extra[: max(0, count - len(real_train))]
     if len(real_train) + len(procedural) < count:
         raise SystemExit(f"{args.procedural} has {len(procedural)} objects; {count - len(real_train)} needed")
-    weight = args.real_share / (1.0 - args.real_share) * len(procedural) / len(real_train) if procedural and real_train else 1.0
+    weight = (
+        args.real_share / (1.0 - args.real_share) * len(procedural) / len(real_train)
+        if procedural and real_train
+        else 1.0
+    )
     write_index(root, "chair", [index_entry(o, weight) for o in real_train] + [index_entry(o, 1.0) for o in procedural])
     return {"real": len(real_train), "procedural": len(procedural)}
 
 
-def index_entries(root: Path) -> List[Dict[str, Any]]:
+def index_entries(root: Path) -> list[dict[str, Any]]:
     """The entries of `root`'s objects.json (none without one)."""
     return read_json(root / "objects.json")["objects"] if (root / "objects.json").is_file() else []
 
 
-def stretched_from(root: Path) -> Dict[str, str]:
+def stretched_from(root: Path) -> dict[str, str]:
     """Stretched copy in `root` (`data furniture --stretching.copies`) -> the object it was made from."""
     entries = index_entries(root)
     return {e["id"]: e["stretched_from"] for e in entries if "stretched_from" in e}
@@ -198,10 +206,12 @@ def train(args: Args, data: Path, run: Path) -> Path:
     return config.get_base_dir() / "config.yml"
 
 
-def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
+def run_one(args: Args, count: int) -> list[dict[str, Any]]:
     """Train, encoder, eval for one N (each stage skipped when its result exists); the study's rows."""
     real = "" if args.real_objects is None else f"-real{args.real_objects}"
-    kl = "" if args.kl_weight is None else f"-kl{args.kl_weight:g}"  # a prior trained with another KL weight is another run
+    kl = (
+        "" if args.kl_weight is None else f"-kl{args.kl_weight:g}"
+    )  # a prior trained with another KL weight is another run
     run = args.workdir / f"n{count}{real}{kl}"
     data = run / "data"
     composition = category_of(args, count, data)
@@ -214,29 +224,81 @@ def run_one(args: Args, count: int) -> List[Dict[str, Any]]:
     saved = json.loads((run / "train-progress.json").read_text())
     trained = saved["cpu_seconds"] / 60
     if not args.minutes <= trained < args.minutes + 1:  # its rows would be labelled with the wrong time
-        raise SystemExit(f"{run} trained for {trained:.1f} CPU-minutes, not --minutes {args.minutes:g}: use another --workdir")
+        raise SystemExit(
+            f"{run} trained for {trained:.1f} CPU-minutes, not --minutes {args.minutes:g}: use another --workdir"
+        )
     if not (config_path.parent / "encoder.pt").is_file():
-        entrypoint(["encoder", "train", "--load-config", str(config_path), "--steps", str(args.encoder_steps), "--views-per-object", str(args.encoder_views)])
+        entrypoint(
+            [
+                "encoder",
+                "train",
+                "--load-config",
+                str(config_path),
+                "--steps",
+                str(args.encoder_steps),
+                "--views-per-object",
+                str(args.encoder_views),
+            ]
+        )
     rows = []
     colours = procedural_colours(args.procedural) if composition["procedural"] else "none"
     heldout = heldout_of(args, run / "heldout")
     for views in args.views:
         indices, refine_steps = INPUT_VIEWS[views], refine_steps_for(views, args.refine_steps)
-        report_path = run / f"generalization-{views}view{'-mirror' if args.mirror else ''}-refine{refine_steps}-lr{REFINE_LR:g}.json"
+        report_path = (
+            run
+            / f"generalization-{views}view{'-mirror' if args.mirror else ''}-refine{refine_steps}-lr{REFINE_LR:g}.json"
+        )
         if not report_path.is_file():
             entrypoint(
-                ["eval", "--load-config", str(config_path), "--data", str(heldout), "--input-views", *indices, "--search-pixels", str(args.search_pixels),
-                 "--refine-steps", str(refine_steps), "--output", str(report_path)]
+                [
+                    "eval",
+                    "--load-config",
+                    str(config_path),
+                    "--data",
+                    str(heldout),
+                    "--input-views",
+                    *indices,
+                    "--search-pixels",
+                    str(args.search_pixels),
+                    "--refine-steps",
+                    str(refine_steps),
+                    "--output",
+                    str(report_path),
+                ]
                 + (["--mirror"] if args.mirror else [])
             )
         report = json.loads(report_path.read_text())
-        mean = {method: {k: v for k, v in metrics.items() if k in ("psnr", "ssim", "seconds")} for method, metrics in report["mean"].items()}
-        rows.append({"training_objects": count, **composition, "train_minutes": args.minutes, "train_steps": saved["step"] + 1, "views": views, "mirror": args.mirror,
-                     "refine": refine_label(refine_steps), "procedural_colours": colours, "kl_weight": kl_weight_of(args), "mean": mean})
+        mean = {
+            method: {k: v for k, v in metrics.items() if k in ("psnr", "ssim", "seconds")}
+            for method, metrics in report["mean"].items()
+        }
+        rows.append(
+            {
+                "training_objects": count,
+                **composition,
+                "train_minutes": args.minutes,
+                "train_steps": saved["step"] + 1,
+                "views": views,
+                "mirror": args.mirror,
+                "refine": refine_label(refine_steps),
+                "procedural_colours": colours,
+                "kl_weight": kl_weight_of(args),
+                "mean": mean,
+            }
+        )
     return rows
 
 
-def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: Dict[int, str], colours: str, kl_weight: float, minutes: float) -> None:
+def plot(
+    rows: list[dict[str, Any]],
+    path: Path,
+    mirror: bool,
+    refinement: dict[int, str],
+    colours: str,
+    kl_weight: float,
+    minutes: float,
+) -> None:
     """PSNR against N, one line per method and number of input views (the runs with real chairs,
     trained for `minutes` with `kl_weight`, evaluated with or without mirrored input views and
     refined as `refinement` says per number of input views, procedural chairs coloured as `colours` says)."""
@@ -246,22 +308,41 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: Dict[
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for axis, views in zip(axes, INPUT_VIEWS):
-        wanted = {"views": views, "mirror": mirror, "refine": refinement[views], "kl_weight": kl_weight, "train_minutes": minutes}
+    for axis, views in zip(axes, INPUT_VIEWS, strict=True):
+        wanted = {
+            "views": views,
+            "mirror": mirror,
+            "refine": refinement[views],
+            "kl_weight": kl_weight,
+            "train_minutes": minutes,
+        }
         chosen = sorted(
-            (r for r in rows if all(r[k] == v for k, v in wanted.items()) and r["real"] > 0 and r["procedural_colours"] in (colours, "none")),
+            (
+                r
+                for r in rows
+                if all(r[k] == v for k, v in wanted.items())
+                and r["real"] > 0
+                and r["procedural_colours"] in (colours, "none")
+            ),
             key=lambda r: r["training_objects"],
         )
         for method in sorted({m for r in chosen for m in r["mean"]}):
             points = [(r["training_objects"], r["mean"][method]["psnr"]) for r in chosen if method in r["mean"]]
-            axis.plot(*zip(*points), marker="o", label=method)
+            axis.plot(*zip(*points, strict=True), marker="o", label=method)
         axis.set_xscale("log")
         counts = sorted({r["training_objects"] for r in chosen})
         axis.set_xticks(counts, [f"{count:,}" for count in counts])
         axis.minorticks_off()
-        axis.set_xlabel("training objects N (36 real + " + {"stretched real": "more real and stretched copies", "real": "more real"}.get(colours, "procedural") + ")")
-        axis.set_title(f"{views} input view{'s' if views > 1 else ''}{' + mirrored' if mirror else ''}, 6 unseen real chairs\n"
-                       f"{minutes:g} CPU-minutes of training\n(refined: {refinement[views]})", fontsize=10)
+        axis.set_xlabel(
+            "training objects N (36 real + "
+            + {"stretched real": "more real and stretched copies", "real": "more real"}.get(colours, "procedural")
+            + ")"
+        )
+        axis.set_title(
+            f"{views} input view{'s' if views > 1 else ''}{' + mirrored' if mirror else ''}, 6 unseen real chairs\n"
+            f"{minutes:g} CPU-minutes of training\n(refined: {refinement[views]})",
+            fontsize=10,
+        )
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("test-view PSNR (dB), 64 px")
     axes[1].legend(fontsize=8)
@@ -270,14 +351,22 @@ def plot(rows: List[Dict[str, Any]], path: Path, mirror: bool, refinement: Dict[
     figure.savefig(path, dpi=100)
 
 
-def merged_rows(path: Path, new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def merged_rows(path: Path, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows already in `path` (other N, real objects, training time, views, mirroring, refinement,
     KL weight or procedural colouring, e.g. from a run in another process) with `new` replacing those
     that agree on all of them."""
 
-    def key(row: Dict[str, Any]) -> Tuple[int, int, float, int, bool, str, str, float]:
-        return (row["training_objects"], row["real"], row["train_minutes"], row["views"], row["mirror"], row["refine"],
-                row["procedural_colours"], row["kl_weight"])
+    def key(row: dict[str, Any]) -> tuple[int, int, float, int, bool, str, str, float]:
+        return (
+            row["training_objects"],
+            row["real"],
+            row["train_minutes"],
+            row["views"],
+            row["mirror"],
+            row["refine"],
+            row["procedural_colours"],
+            row["kl_weight"],
+        )
 
     measured = {key(r) for r in new}
     old = json.loads(path.read_text())["runs"] if path.is_file() else []
@@ -290,14 +379,28 @@ def main(args: Args) -> None:
         rows = merged_rows(args.output, run_one(args, count))
         write_text_atomic(args.output, json.dumps({"runs": rows}, indent=1) + "\n")
         refinement = {views: refine_label(refine_steps_for(views, args.refine_steps)) for views in INPUT_VIEWS}
-        plot(rows, args.plot, args.mirror, refinement, procedural_colours(args.procedural), kl_weight_of(args), args.minutes)
+        plot(
+            rows,
+            args.plot,
+            args.mirror,
+            refinement,
+            procedural_colours(args.procedural),
+            kl_weight_of(args),
+            args.minutes,
+        )
     table = Table(title="generalization against training objects")
     methods = sorted({m for r in rows for m in r["mean"]})
     for column in ("N", "real", "minutes", "steps", "views", "mirror", "refine", "procedural colours", *methods):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
-            str(r["training_objects"]), str(r["real"]), f"{r['train_minutes']:g}", str(r.get("train_steps", "-")), str(r["views"]), "yes" if r["mirror"] else "no", r["refine"],
+            str(r["training_objects"]),
+            str(r["real"]),
+            f"{r['train_minutes']:g}",
+            str(r.get("train_steps", "-")),
+            str(r["views"]),
+            "yes" if r["mirror"] else "no",
+            r["refine"],
             r["procedural_colours"][:12],
             *(f"{r['mean'][m]['psnr']:.2f}" if m in r["mean"] else "-" for m in methods),
         )

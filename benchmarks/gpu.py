@@ -16,7 +16,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict
 
 import torch
 import tyro
@@ -44,7 +43,7 @@ class Args:
     output: Path = Path("benchmarks/results/gpu.json")
 
 
-def measure(args: Args, workdir: Path) -> Dict[str, float]:
+def measure(args: Args, workdir: Path) -> dict[str, float]:
     """Training samples/s, viewer seconds per frame and peak GPU memory of the current path."""
     torch.manual_seed(0)
     torch.cuda.reset_peak_memory_stats()
@@ -79,7 +78,9 @@ def measure(args: Args, workdir: Path) -> Dict[str, float]:
 
 def main(args: Args) -> None:
     if not torch.cuda.is_available():
-        raise SystemExit("benchmarks/gpu.py: no CUDA device here (it measures the GPU path; see benchmarks/train.py for the CPU)")
+        raise SystemExit(
+            "benchmarks/gpu.py: no CUDA device here (it measures the GPU path; see benchmarks/train.py for the CPU)"
+        )
     rows = {}
     for name, encode in PATHS.items():
         field.hash_encode = encode
@@ -89,9 +90,18 @@ def main(args: Args) -> None:
     for column in ("path", "M samples/s", "s/step", f"frame {args.frame_size}px (s)", "peak GPU MB"):
         table.add_column(column, justify="right")
     for name, r in rows.items():
-        table.add_row(name, f"{r['samples_per_second'] / 1e6:.2f}", f"{r['seconds_per_step']:.3f}", f"{r['frame_seconds']:.3f}", f"{r['peak_gpu_mb']:.0f}")
+        table.add_row(
+            name,
+            f"{r['samples_per_second'] / 1e6:.2f}",
+            f"{r['seconds_per_step']:.3f}",
+            f"{r['frame_seconds']:.3f}",
+            f"{r['peak_gpu_mb']:.0f}",
+        )
     Console().print(table)
-    write_text_atomic(args.output, json.dumps({"benchmark": "gpu", "device": torch.cuda.get_device_name(), "rows": rows}, indent=1) + "\n")
+    write_text_atomic(
+        args.output,
+        json.dumps({"benchmark": "gpu", "device": torch.cuda.get_device_name(), "rows": rows}, indent=1) + "\n",
+    )
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ Writes `--output` (JSON {"checkpoint", "views", "objects": {id: {recipe: {psnr, 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List
 
 import torch
 import tyro
@@ -45,9 +45,9 @@ class Args:
     load_config: Path
     data: Path = Path("../shared/data/chairs-dev")
     """Category root; its objects the prior was not trained on are evaluated."""
-    views: List[int] = field(default_factory=lambda: [0])
+    views: list[int] = field(default_factory=lambda: [0])
     """Input view indices of each object's train split."""
-    blend_sizes: List[int] = field(default_factory=lambda: [4, 16])
+    blend_sizes: list[int] = field(default_factory=lambda: [4, 16])
     """K of the `blendK` recipes."""
     steps: int = 100
     """`invert` steps (eval's default)."""
@@ -57,7 +57,7 @@ class Args:
     output: Path = Path("benchmarks/results/inversion-recipes.json")
 
 
-def recipes(args: Args) -> Dict[str, Callable[[HypNeRFModel, PosedPixels, Codes], Codes]]:
+def recipes(args: Args) -> dict[str, Callable[[HypNeRFModel, PosedPixels, Codes], Codes]]:
     """Recipe name -> function of (model, input pixels, the best training codes [K, D] best
     first, from one shared search) giving codes [1, D]."""
 
@@ -89,7 +89,7 @@ def main(args: Args) -> None:
     if not unseen:
         raise SystemExit(f"{args.data} has no objects the prior at {args.load_config} was not trained on")
     chosen = recipes(args)
-    objects: Dict[str, Dict[str, Dict[str, float]]] = {}
+    objects: dict[str, dict[str, dict[str, float]]] = {}
     with progress_bar() as progress:
         task = progress.add_task("recipes", total=len(unseen) * len(chosen))
         for entry in unseen:

@@ -14,7 +14,6 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import torch
 import tyro
@@ -33,12 +32,12 @@ from hypnerf_ns.tasks.mesh import density_mesh, silhouette_iou
 @dataclass
 class Args:
     load_config: Path
-    unseen: List[str] = field(default_factory=list)
+    unseen: list[str] = field(default_factory=list)
     """Object folders (ids) under --data that the prior never saw."""
-    training: List[str] = field(default_factory=list)
+    training: list[str] = field(default_factory=list)
     """Training objects to mesh from their learnt codes."""
     data: Path = Path("../shared/data/chairs-dev")
-    input_views: Tuple[Tuple[int, ...], ...] = ((0,), (0, 13, 26))
+    input_views: tuple[tuple[int, ...], ...] = ((0,), (0, 13, 26))
     """Train-split views given to the inversion, one run per tuple."""
     steps: int = 100
     """Inversion steps (the `hypnerf-ns eval` default)."""
@@ -47,7 +46,7 @@ class Args:
     output: Path = Path("benchmarks/results/mesh_iou.json")
 
 
-def iou_of(model: HypNeRFModel, params: NeRFParams, folder: Path, size: int) -> Tuple[float, bool, float]:
+def iou_of(model: HypNeRFModel, params: NeRFParams, folder: Path, size: int) -> tuple[float, bool, float]:
     """(Silhouette IoU on the test views of object `folder`, watertight, seconds to mesh) of one NeRF."""
     start = time.perf_counter()
     mesh = density_mesh(model, params)
@@ -60,12 +59,20 @@ def iou_of(model: HypNeRFModel, params: NeRFParams, folder: Path, size: int) -> 
 def main(args: Args) -> None:
     prior = load_prior(args.load_config)
     model = prior.model
-    rows: List[Dict] = []
+    rows: list[dict] = []
     for object_id in args.training:
         with torch.no_grad():
             params = model.hypernetwork(model.codebook(torch.tensor([model.object_index(object_id)]), sample=False))
         iou, watertight, seconds = iou_of(model, params, args.data / object_id, args.size)
-        rows.append({"object": object_id, "source": "training code", "iou": iou, "watertight": watertight, "mesh_seconds": seconds})
+        rows.append(
+            {
+                "object": object_id,
+                "source": "training code",
+                "iou": iou,
+                "watertight": watertight,
+                "mesh_seconds": seconds,
+            }
+        )
     for object_id in args.unseen:
         for views in args.input_views:
             pixels = load_posed_pixels(args.data / object_id, "train", views, prior.scale, model.device)
@@ -74,17 +81,41 @@ def main(args: Args) -> None:
             with torch.no_grad():
                 params = model.hypernetwork(codes)
             iou, watertight, seconds = iou_of(model, params, args.data / object_id, args.size)
-            rows.append({"object": object_id, "source": f"inverted from {len(views)} view(s)", "iou": iou, "watertight": watertight, "mesh_seconds": seconds})
+            rows.append(
+                {
+                    "object": object_id,
+                    "source": f"inverted from {len(views)} view(s)",
+                    "iou": iou,
+                    "watertight": watertight,
+                    "mesh_seconds": seconds,
+                }
+            )
     table = Table(title=f"mesh silhouette IoU at {args.size} px (test views)")
     for column in ("object", "source", "IoU", "watertight", "s / mesh"):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(r["object"], r["source"], f"{r['iou']:.3f}", str(r["watertight"]), f"{r['mesh_seconds']:.1f}")
-    means = {source: statistics.mean(r["iou"] for r in rows if r["source"] == source) for source in dict.fromkeys(r["source"] for r in rows)}
+    means = {
+        source: statistics.mean(r["iou"] for r in rows if r["source"] == source)
+        for source in dict.fromkeys(r["source"] for r in rows)
+    }
     for source, mean in means.items():
         table.add_row("mean", source, f"{mean:.3f}", "", "")
     Console().print(table)
-    write_text_atomic(args.output, json.dumps({"benchmark": "mesh_iou", "checkpoint": str(args.load_config), "size": args.size, "steps": args.steps, "rows": rows, "mean_iou": means}, indent=1))
+    write_text_atomic(
+        args.output,
+        json.dumps(
+            {
+                "benchmark": "mesh_iou",
+                "checkpoint": str(args.load_config),
+                "size": args.size,
+                "steps": args.steps,
+                "rows": rows,
+                "mean_iou": means,
+            },
+            indent=1,
+        ),
+    )
 
 
 if __name__ == "__main__":

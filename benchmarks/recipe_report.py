@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,7 +12,7 @@ from rich.table import Table
 from hypnerf_ns.files import write_text_atomic
 
 
-def write_report(output: Path, report: Dict[str, Any], title: str) -> None:
+def write_report(output: Path, report: dict[str, Any], title: str) -> None:
     """Write `report` (with "mean": {recipe: {psnr, ssim, seconds}}) to `output` atomically and print its means."""
     write_text_atomic(output, json.dumps(report, indent=1) + "\n")
     table = Table(title=title)

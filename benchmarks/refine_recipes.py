@@ -34,9 +34,9 @@ Writes `--output` (JSON {"checkpoint", "views", "mirror", "steps", "objects": {i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List
 
 import torch
 import tyro
@@ -61,25 +61,30 @@ class Args:
     load_config: Path
     data: Path = Path("../shared/data/chairs-dev")
     """Category root; its objects the prior was not trained on are evaluated."""
-    views: List[int] = field(default_factory=lambda: [0])
+    views: list[int] = field(default_factory=lambda: [0])
     """Input view indices of each object's train split."""
     mirror: bool = False
     """Add each input view's mirror image (eval --mirror)."""
     steps: int = 300
     """Fitting steps of every recipe."""
-    recipes: List[str] = field(default_factory=lambda: ["prior", "free:0.003", "anchored:1", "pivotal:0.001", "refine"])
-    """Recipes to compare, NAME or NAME:VALUE (the anchor weight, the learning rate of free, pivotal, refine, scratch, the levels, or then-free's share of free steps)."""
+    recipes: list[str] = field(default_factory=lambda: ["prior", "free:0.003", "anchored:1", "pivotal:0.001", "refine"])
+    """Recipes to compare, NAME or NAME:VALUE (the anchor weight, the learning rate of free, pivotal, refine, scratch,
+    the levels, or then-free's share of free steps)."""
     search_pixels: int = 1024
     threads: int = 2
     output: Path = Path("benchmarks/results/refine-recipes.json")
 
 
-def anchored(model: HypNeRFModel, pixels: PosedPixels, generated: NeRFParams, steps: int, lr: float, weight: float) -> NeRFParams:
+def anchored(
+    model: HypNeRFModel, pixels: PosedPixels, generated: NeRFParams, steps: int, lr: float, weight: float
+) -> NeRFParams:
     """The NeRF `generated`'s own parameters fitted on `pixels`, plus `weight` * the mean squared
     change of every parameter group from the generated one (over its variance)."""
     params = {name: value.detach().clone().requires_grad_(True) for name, value in generated.items()}
     variables = list(params.values())
-    change = drift_from(variables, weight * len(variables)) if weight > 0 else None  # drift_from averages over groups; this sums
+    change = (
+        drift_from(variables, weight * len(variables)) if weight > 0 else None
+    )  # drift_from averages over groups; this sums
     fit(model, pixels, variables, lambda: params, steps, lr=lr, regulariser=change)
     return {name: value.detach() for name, value in params.items()}
 
@@ -94,14 +99,23 @@ def recipe_of(spec: str, steps: int) -> Recipe:
     """The recipe `spec` names (NAME or NAME:VALUE)."""
     name, _, value = spec.partition(":")
     number = float(value) if value else 0.0
-    recipes: Dict[str, Recipe] = {
+    recipes: dict[str, Recipe] = {
         "prior": lambda model, pixels, codes: generated(model, codes),
-        "free": lambda model, pixels, codes: anchored(model, pixels, generated(model, codes), steps, number or 0.003, 0.0),
+        "free": lambda model, pixels, codes: anchored(
+            model, pixels, generated(model, codes), steps, number or 0.003, 0.0
+        ),
         "anchored": lambda model, pixels, codes: anchored(model, pixels, generated(model, codes), steps, 0.003, number),
         "then-free": lambda model, pixels, codes: anchored(
-            model, pixels, refine(model, pixels, codes, steps - round(steps * number)), round(steps * number), REFINE_LR, 0.0
+            model,
+            pixels,
+            refine(model, pixels, codes, steps - round(steps * number)),
+            round(steps * number),
+            REFINE_LR,
+            0.0,
         ),
-        "pivotal": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or 0.001, table_weight=True),
+        "pivotal": lambda model, pixels, codes: refine(
+            model, pixels, codes, steps, lr=number or 0.001, table_weight=True
+        ),
         "refine": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or REFINE_LR),
         "rays": lambda model, pixels, codes: refine(model, pixels, codes, steps, rays_per_step=int(number)),
         "drift": lambda model, pixels, codes: refine(model, pixels, codes, steps, drift_weight=number),
@@ -123,13 +137,17 @@ def main(args: Args) -> None:
     if not unseen:
         raise SystemExit(f"{args.data} has no objects the prior at {args.load_config} was not trained on")
     chosen = {spec: recipe_of(spec, args.steps) for spec in args.recipes}
-    objects: Dict[str, Dict[str, Dict[str, float]]] = {}
+    objects: dict[str, dict[str, dict[str, float]]] = {}
     with progress_bar() as progress:
         task = progress.add_task("recipes", total=len(unseen) * len(chosen))
         for entry in unseen:
             pixels = load_posed_pixels(entry.folder, "train", args.views, prior.scale, model.device, args.mirror)
             test = load_posed_pixels(entry.folder, "test", None, prior.scale, model.device)
-            start = encode(encoder, pixels) if encoder is not None else best_start(model, pixels, count=args.search_pixels)[0]
+            start = (
+                encode(encoder, pixels)
+                if encoder is not None
+                else best_start(model, pixels, count=args.search_pixels)[0]
+            )
             codes = invert(model, pixels, start)
             objects[entry.id] = {}
             for name, recipe in chosen.items():
@@ -143,8 +161,20 @@ def main(args: Args) -> None:
                 progress.console.print(f"{entry.id} {name}: {metrics['psnr']:.2f} dB ({seconds:.0f} s)")
                 progress.advance(task)
     mean = mean_over(objects)
-    report = {"checkpoint": str(args.load_config), "views": args.views, "mirror": args.mirror, "steps": args.steps, "objects": objects, "mean": mean}
-    write_report(args.output, report, f"refinement recipes, {len(unseen)} unseen objects, input views {args.views}{' + mirrors' if args.mirror else ''}, {args.steps} steps")
+    report = {
+        "checkpoint": str(args.load_config),
+        "views": args.views,
+        "mirror": args.mirror,
+        "steps": args.steps,
+        "objects": objects,
+        "mean": mean,
+    }
+    write_report(
+        args.output,
+        report,
+        f"refinement recipes, {len(unseen)} unseen objects, input views {args.views}"
+        f"{' + mirrors' if args.mirror else ''}, {args.steps} steps",
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
 
 import tyro
 from rich.console import Console
@@ -33,12 +32,12 @@ from hypnerf_ns.files import write_text_atomic
 @dataclass
 class Args:
     data: Path = Path("../shared/data/chairs-dev")
-    counts: Tuple[int, ...] = (40, 400, 4000)
+    counts: tuple[int, ...] = (40, 400, 4000)
     steps: int = 30
     scale: float = 0.5
     """camera_res_scale_factor (0.5: 64 px, as the training benchmark)."""
     output: Path = Path("benchmarks/results/scale.json")
-    child: Optional[int] = None
+    child: int | None = None
     """(internal) run one N in this process and print its JSON."""
 
 
@@ -109,23 +108,53 @@ def main(args: Args) -> None:
         return
     rows = []
     for count in args.counts:
-        command = [sys.executable, __file__, "--data", str(args.data), "--steps", str(args.steps), "--scale", str(args.scale), "--child", str(count)]
-        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        command = [
+            sys.executable,
+            __file__,
+            "--data",
+            str(args.data),
+            "--steps",
+            str(args.steps),
+            "--scale",
+            str(args.scale),
+            "--child",
+            str(count),
+        ]
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if done.returncode != 0 or not lines:
             raise SystemExit(f"scale benchmark: N={count} failed:\n{done.stderr[-3000:]}")
         rows.append(json.loads(lines[-1][len("RESULT ") :]))
         Console().print(f"N={count}: {rows[-1]}")
     table = Table(title=f"training at scale ({args.steps} steps, images at scale {args.scale})")
-    for column in ("objects", "images", "startup", "step", "RSS after setup", "RSS after steps", "peak RSS", "image cache", "codebook"):
+    for column in (
+        "objects",
+        "images",
+        "startup",
+        "step",
+        "RSS after setup",
+        "RSS after steps",
+        "peak RSS",
+        "image cache",
+        "codebook",
+    ):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
-            str(r["objects"]), str(r["images"]), f"{r['startup_s']:.1f} s", f"{r['step_s']:.3f} s", f"{r['rss_after_setup_mb']:.0f} MB",
-            f"{r['rss_after_steps_mb']:.0f} MB", f"{r['peak_rss_mb']:.0f} MB", f"{r['image_cache_mb']:.0f} MB", f"{r['codebook_mb']:.2f} MB",
+            str(r["objects"]), str(r["images"]), f"{r['startup_s']:.1f} s", f"{r['step_s']:.3f} s",
+            f"{r['rss_after_setup_mb']:.0f} MB", f"{r['rss_after_steps_mb']:.0f} MB", f"{r['peak_rss_mb']:.0f} MB",
+            f"{r['image_cache_mb']:.0f} MB", f"{r['codebook_mb']:.2f} MB",
         )  # fmt: skip
     Console().print(table)
-    write_text_atomic(args.output, json.dumps({"benchmark": "scale", "steps": args.steps, "scale": args.scale, "rows": rows}, indent=1))
+    write_text_atomic(
+        args.output,
+        json.dumps({"benchmark": "scale", "steps": args.steps, "scale": args.scale, "rows": rows}, indent=1),
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import torch
 import tyro
@@ -78,9 +78,11 @@ def warm_trainer(args: Args) -> tuple[Trainer, int]:
     return trainer, args.warmup_steps + 1
 
 
-def operator_table(prof: Any, steps: int, top: int, by_shape: bool) -> List[Dict[str, Any]]:
+def operator_table(prof: Any, steps: int, top: int, by_shape: bool) -> list[dict[str, Any]]:
     """The `top` operators (per input shape if `by_shape`) by self CPU time: name, ms per step, calls per step."""
-    events = sorted(prof.key_averages(group_by_input_shape=by_shape), key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    events = sorted(
+        prof.key_averages(group_by_input_shape=by_shape), key=lambda e: e.self_cpu_time_total, reverse=True
+    )[:top]
     return [
         {
             "name": e.key + (f" {e.input_shapes}" if by_shape else ""),
@@ -105,7 +107,7 @@ def main(args: Args) -> None:
             seconds.append(result.seconds)
             samples.append(result.metrics["samples_per_ray"] * rays_per_step)
     first += args.steps
-    operators: List[Dict[str, Any]] = []
+    operators: list[dict[str, Any]] = []
     if args.profile_steps:
         with profile(activities=[ProfilerActivity.CPU], record_shapes=args.by_shape) as prof:
             for step in range(first, first + args.profile_steps):

@@ -18,7 +18,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import torch
 import tyro
@@ -40,19 +39,19 @@ class Args:
     """Category root."""
     minutes: float = 30.0
     """Training-time budget (evaluation excluded)."""
-    eval_at_minutes: List[float] = field(default_factory=lambda: [1, 2, 5, 10, 15, 20, 25, 30])
+    eval_at_minutes: list[float] = field(default_factory=lambda: [1, 2, 5, 10, 15, 20, 25, 30])
     """Training times at which every object's val views are evaluated (plus the end)."""
     resolution_scale: float = 0.5
     """Image scale: 0.5 turns the 128 px dev chairs into 64 px."""
-    max_objects: Optional[int] = None
+    max_objects: int | None = None
     """Use only the first N objects (quick runs)."""
     output: Path = Path("benchmarks/results/train.json")
     seed: int = 0
-    codebook_lr: Optional[float] = None
+    codebook_lr: float | None = None
     """Override the codes' learning rate (for sweeps)."""
-    hypernetwork_lr: Optional[float] = None
+    hypernetwork_lr: float | None = None
     """Override the hypernetwork's learning rate (for sweeps)."""
-    rays_per_batch: Optional[int] = None
+    rays_per_batch: int | None = None
     """Override the training rays per step (for sweeps)."""
 
 
@@ -82,12 +81,12 @@ def make_trainer(args: Args, workdir: Path) -> Trainer:
 
 
 @torch.no_grad()
-def evaluate(trainer: Trainer) -> Dict[str, Dict[str, float]]:
+def evaluate(trainer: Trainer) -> dict[str, dict[str, float]]:
     """Mean PSNR/SSIM over each object's val views."""
     pipeline = trainer.pipeline
     model, dataset = pipeline.model, pipeline.datamanager.eval_dataset
     model.eval()
-    per_object: Dict[str, List[Dict[str, float]]] = defaultdict(list)
+    per_object: dict[str, list[dict[str, float]]] = defaultdict(list)
     object_of_image = dataset.metadata["object_index_of_image"]
     for i in range(len(dataset)):
         camera = dataset.cameras[i : i + 1].to(model.device)
@@ -95,9 +94,7 @@ def evaluate(trainer: Trainer) -> Dict[str, Dict[str, float]]:
         metrics, _ = model.get_image_metrics_and_images(outputs, dataset[i])
         per_object[model.object_ids[object_of_image[i]]].append(metrics)
     model.train()
-    return {
-        obj: {k: sum(m[k] for m in ms) / len(ms) for k in ("psnr", "ssim")} for obj, ms in per_object.items()
-    }
+    return {obj: {k: sum(m[k] for m in ms) / len(ms) for k in ("psnr", "ssim")} for obj, ms in per_object.items()}
 
 
 def main(args: Args) -> None:
@@ -121,7 +118,9 @@ def main(args: Args) -> None:
                     step_samples = result.metrics["samples_per_ray"] * rays_per_step
                     samples += step_samples
                     window.append((result.seconds, step_samples, result.loss))
-                    progress.update(task, completed=min(train_seconds, budget), description=f"step {step} loss {result.loss:.4f}")
+                    progress.update(
+                        task, completed=min(train_seconds, budget), description=f"step {step} loss {result.loss:.4f}"
+                    )
                 eval_start = time.perf_counter()
                 quality = evaluate(trainer)
                 recent_time = sum(w[0] for w in window)
@@ -141,12 +140,22 @@ def main(args: Args) -> None:
                 timeline.append(entry)
                 window = []
                 CONSOLE.print(
-                    f"{train_seconds / 60:5.1f} min  step {step:6d}  {entry['samples_per_second'] / 1e6:.2f} M samples/s  "
+                    f"{train_seconds / 60:5.1f} min  step {step:6d}  "
+                    f"{entry['samples_per_second'] / 1e6:.2f} M samples/s  "
                     f"PSNR {entry['mean_psnr']:.2f}  SSIM {entry['mean_ssim']:.3f}"
                 )
 
     table = Table(title=f"hyp-nerf training on {len(model.object_ids)} objects ({args.data})")
-    for column in ("train min", "step", "M samples/s", "K rays/s", "samples/ray", "val PSNR", "val SSIM", "peak RSS MB"):
+    for column in (
+        "train min",
+        "step",
+        "M samples/s",
+        "K rays/s",
+        "samples/ray",
+        "val PSNR",
+        "val SSIM",
+        "peak RSS MB",
+    ):
         table.add_column(column, justify="right")
     for e in timeline:
         table.add_row(

@@ -6,7 +6,8 @@ without alignment) is compared with every other's by voxel IoU. Reports the dist
 object's IoU to its nearest other, the share of near duplicates (IoU >= `--threshold`), and both
 per factory when objects.json names one.
 
-    python benchmarks/variety.py --root /work/data/procedural-chairs --output benchmarks/results/variety-procedural-chairs.json
+    python benchmarks/variety.py --root /work/data/procedural-chairs \\
+        --output benchmarks/results/variety-procedural-chairs.json
 
 Prints a table and writes JSON.
 """
@@ -17,7 +18,6 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import torch
@@ -62,24 +62,40 @@ def main(args: Args) -> None:
     with progress_bar() as progress:
         task = progress.add_task("visual hulls", total=len(objects))
         for entry in objects:
-            hulls.append(torch.from_numpy(visual_hull(entry, args.views, resolution=args.resolution)[0].reshape(-1).astype(np.float32)))
+            hulls.append(
+                torch.from_numpy(
+                    visual_hull(entry, args.views, resolution=args.resolution)[0].reshape(-1).astype(np.float32)
+                )
+            )
             progress.advance(task)
     nearest = nearest_iou(torch.stack(hulls))
-    groups: Dict[str, List[float]] = defaultdict(list)
-    for entry, value in zip(objects, nearest.tolist()):
+    groups: dict[str, list[float]] = defaultdict(list)
+    for entry, value in zip(objects, nearest.tolist(), strict=True):
         groups["all"].append(value)
         groups[factory.get(entry.id, "-")].append(value)
     summary = {
-        name: {"objects": len(values), "median_nearest_iou": float(np.median(values)), "near_duplicates": float(np.mean(np.array(values) >= args.threshold))}
+        name: {
+            "objects": len(values),
+            "median_nearest_iou": float(np.median(values)),
+            "near_duplicates": float(np.mean(np.array(values) >= args.threshold)),
+        }
         for name, values in sorted(groups.items(), key=lambda item: -len(item[1]))
     }
-    table = Table(title=f"{args.root}: voxel IoU ({args.resolution}^3 visual hulls) of each object to its nearest other")
+    table = Table(
+        title=f"{args.root}: voxel IoU ({args.resolution}^3 visual hulls) of each object to its nearest other"
+    )
     for column in ("factory", "objects", "median nearest IoU", f"share >= {args.threshold}"):
         table.add_column(column, justify="right")
     for name, row in summary.items():
         table.add_row(name, str(row["objects"]), f"{row['median_nearest_iou']:.2f}", f"{row['near_duplicates']:.1%}")
     CONSOLE.print(table)
-    report = {"benchmark": "variety", "root": str(args.root), "threshold": args.threshold, "resolution": args.resolution, "summary": summary}
+    report = {
+        "benchmark": "variety",
+        "root": str(args.root),
+        "threshold": args.threshold,
+        "resolution": args.resolution,
+        "summary": summary,
+    }
     write_text_atomic(args.output, json.dumps(report, indent=1) + "\n")
     CONSOLE.print(f"wrote {args.output}")
 

@@ -13,7 +13,6 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Tuple
 
 import torch
 import tyro
@@ -28,21 +27,22 @@ from hypnerf_ns.lib.prior import load_prior
 @dataclass
 class Args:
     load_config: Path
-    sizes: Tuple[int, ...] = (128, 256)
-    distances: Tuple[float, ...] = (1.0, 0.6)
+    sizes: tuple[int, ...] = (128, 256)
+    distances: tuple[float, ...] = (1.0, 0.6)
     """Camera distances as fractions of the category's (0.6: the object fills more of the frame)."""
     repeats: int = 5
     output: Path = Path("benchmarks/results/viewer_frame.json")
 
 
-def frame_seconds(model, camera, repeats: int) -> Tuple[float, float]:  # noqa: ANN001
-    """Median seconds per frame over `repeats` frames (after one warm-up), and the image's mean accumulation."""
+def frame_seconds(model, camera, repeats: int) -> tuple[float, float, float]:
+    """Median seconds per frame over `repeats` frames (after one warm-up), the image's mean
+    accumulation, and the mean samples per ray (the machine-independent cost)."""
     times = []
     for _ in range(repeats + 1):
         start = time.perf_counter()
         outputs = model.get_outputs_for_camera(camera)
         times.append(time.perf_counter() - start)
-    return statistics.median(times[1:]), float(outputs["accumulation"].mean())
+    return statistics.median(times[1:]), float(outputs["accumulation"].mean()), float(outputs["num_samples"].mean())
 
 
 def main(args: Args) -> None:
@@ -54,15 +54,42 @@ def main(args: Args) -> None:
             camera = sphere_cameras(reference, [0.8], [0.35], radius * distance)
             for normals in (True, False):
                 prior.model.config.predict_normals = normals
-                seconds, coverage = frame_seconds(prior.model, camera, args.repeats)
-                rows.append({"size": size, "distance": distance, "normals": normals, "seconds": seconds, "coverage": coverage})
+                seconds, coverage, samples = frame_seconds(prior.model, camera, args.repeats)
+                rows.append(
+                    {
+                        "size": size,
+                        "distance": distance,
+                        "normals": normals,
+                        "seconds": seconds,
+                        "coverage": coverage,
+                        "samples_per_ray": samples,
+                    }
+                )
     table = Table(title=f"viewer frame time, {torch.get_num_threads()} threads")
-    for column in ("size", "distance", "normals", "s / frame", "object coverage"):
+    for column in ("size", "distance", "normals", "s / frame", "object coverage", "samples / ray"):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(f"{r['size']}x{r['size']}", f"{r['distance']:.1f}", str(r["normals"]), f"{r['seconds']:.3f}", f"{r['coverage']:.2f}")
+        table.add_row(
+            f"{r['size']}x{r['size']}",
+            f"{r['distance']:.1f}",
+            str(r["normals"]),
+            f"{r['seconds']:.3f}",
+            f"{r['coverage']:.2f}",
+            f"{r['samples_per_ray']:.1f}",
+        )
     Console().print(table)
-    write_text_atomic(args.output, json.dumps({"benchmark": "viewer_frame", "checkpoint": str(args.load_config), "threads": torch.get_num_threads(), "rows": rows}, indent=1))
+    write_text_atomic(
+        args.output,
+        json.dumps(
+            {
+                "benchmark": "viewer_frame",
+                "checkpoint": str(args.load_config),
+                "threads": torch.get_num_threads(),
+                "rows": rows,
+            },
+            indent=1,
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 
 class HypnerfError(SystemExit):
@@ -23,7 +22,7 @@ class HypnerfError(SystemExit):
 class InputError(HypnerfError):
     """Bad input (a missing file, a malformed transforms file, ...), naming the file."""
 
-    def __init__(self, path: Union[str, Path], problem: str) -> None:
+    def __init__(self, path: str | Path, problem: str) -> None:
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")

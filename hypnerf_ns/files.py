@@ -9,9 +9,10 @@ with a format name and version, read back with `weights_only=True`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any
 
 import torch
 
@@ -24,7 +25,7 @@ def partial_name(path: Path) -> str:
 
 
 @contextmanager
-def atomic_output(path: Path, staging: Optional[Path] = None) -> Iterator[Path]:
+def atomic_output(path: Path, staging: Path | None = None) -> Iterator[Path]:
     """A temporary path to write to (same suffix, for writers that choose the format by name);
     renamed over `path` when the block ends normally, removed when it raises. It lies beside
     `path`, or in `staging` (same file system) for folders whose readers list every file."""
@@ -50,13 +51,13 @@ def write_text_atomic(path: Path, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
-def save_torch_atomic(payload: Dict[str, Any], path: Path, staging: Optional[Path] = None) -> None:
+def save_torch_atomic(payload: dict[str, Any], path: Path, staging: Path | None = None) -> None:
     """torch.save through a temporary file and a rename: readers see the old file or the new, never half."""
     with atomic_output(path, staging) as temporary:
         torch.save(payload, temporary)
 
 
-def load_torch_payload(path: Path, file_format: str, version: int, what: str) -> Dict[str, Any]:
+def load_torch_payload(path: Path, file_format: str, version: int, what: str) -> dict[str, Any]:
     """The dict of a file written by `save_torch_atomic` with {"format": file_format, "version":
     version}, read with weights_only; InputError naming the file if it is missing or something else."""
     if not path.is_file():

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 LIBUSB = "libusb-1.0.so.0"
 
@@ -32,7 +31,7 @@ def environment_bin() -> Path:
     return Path(sys.executable).parent
 
 
-def link_ffmpeg() -> Optional[Path]:
+def link_ffmpeg() -> Path | None:
     """Link pip's ffmpeg as `ffmpeg` into the environment's bin/ unless one is on PATH; the link made, if any."""
     if shutil.which("ffmpeg") is not None:
         return None
@@ -49,7 +48,7 @@ def open3d_imports() -> bool:
     return done.returncode == 0
 
 
-def link_libusb() -> Optional[Path]:
+def link_libusb() -> Path | None:
     """Link pip's libusb beside open3d's package unless open3d already imports; the link made, if any."""
     spec = importlib.util.find_spec("open3d")
     if spec is None or spec.origin is None or open3d_imports():

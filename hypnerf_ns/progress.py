@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -14,7 +14,14 @@ CONSOLE = Console()
 def progress_bar(info: bool = False, console: Console = CONSOLE) -> Progress:
     """description, bar, done / total, [the task's `info` field,] elapsed and remaining time."""
     extra = (TextColumn("{task.fields[info]}"),) if info else ()
-    columns = (TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), *extra, TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold blue]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     return Progress(*columns, console=console)
 
 

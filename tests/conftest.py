@@ -8,8 +8,8 @@ import math
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Sequence
 
 import numpy as np
 import pytest
@@ -18,9 +18,11 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 
 
-def camera_to_world(azimuth: float, elevation: float, radius: float = 1.9) -> List[List[float]]:
+def camera_to_world(azimuth: float, elevation: float, radius: float = 1.9) -> list[list[float]]:
     """OpenGL camera-to-world looking at the origin from a sphere, Z up."""
-    eye = radius * np.array([math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)])
+    eye = radius * np.array(
+        [math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)]
+    )
     forward = -eye / np.linalg.norm(eye)
     right = np.cross(forward, [0.0, 0.0, 1.0])
     right /= np.linalg.norm(right)
@@ -74,12 +76,25 @@ def box_chair(design: str):
     parts = [trimesh.creation.box(extents=(depth, width, 0.08), transform=at((0, 0, seat_height)))]
     for x in (-1, 1):
         for y in (-1, 1):
-            parts.append(trimesh.creation.box(extents=(leg, leg, seat_height), transform=at((x * (depth - leg) / 2, y * (width - leg) / 2, seat_height / 2))))
+            parts.append(
+                trimesh.creation.box(
+                    extents=(leg, leg, seat_height),
+                    transform=at((x * (depth - leg) / 2, y * (width - leg) / 2, seat_height / 2)),
+                )
+            )
     if back:
-        parts.append(trimesh.creation.box(extents=(0.06, width, back), transform=at((-(depth - 0.06) / 2, 0, seat_height + back / 2))))
+        parts.append(
+            trimesh.creation.box(
+                extents=(0.06, width, back), transform=at((-(depth - 0.06) / 2, 0, seat_height + back / 2))
+            )
+        )
     if arms:
         for y in (-1, 1):
-            parts.append(trimesh.creation.box(extents=(depth, 0.06, 0.06), transform=at((0, y * (width - 0.06) / 2, seat_height + arms))))
+            parts.append(
+                trimesh.creation.box(
+                    extents=(depth, 0.06, 0.06), transform=at((0, y * (width - 0.06) / 2, seat_height + arms))
+                )
+            )
     chair = trimesh.util.concatenate(parts)
     chair.visual.face_colors = (*colour, 255)
     return chair
@@ -100,7 +115,9 @@ def make_box_chairs(root: Path, designs: Sequence[str], resolution: int = 128, v
 @pytest.fixture(scope="session")
 def two_box_chairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two box chairs, 8 train / 1 val / 2 test views of 32x32 px."""
-    return make_box_chairs(tmp_path_factory.mktemp("two_chairs") / "chairs", ["side-chair", "bench"], resolution=32, views=(8, 1, 2))
+    return make_box_chairs(
+        tmp_path_factory.mktemp("two_chairs") / "chairs", ["side-chair", "bench"], resolution=32, views=(8, 1, 2)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -167,19 +184,29 @@ def shown_model(trained):
     _, trainer, _ = trained
     model = trainer.pipeline.model
     controls = model.controls
-    elements = [value for name, value in vars(controls).items() if name.startswith("viewer_") and hasattr(value, "value")]
+    elements = [
+        value for name, value in vars(controls).items() if name.startswith("viewer_") and hasattr(value, "value")
+    ]
     saved_values = [element.value for element in elements]
     saved_controls = (controls._codes, controls._text_mapping_path)
     config = model.config
-    saved_config = (config.active_object, config.active_latent, config.active_nerf, config.show_active_only, config.text_mapping)
+    saved_config = (
+        config.active_object,
+        config.active_latent,
+        config.active_nerf,
+        config.show_active_only,
+        config.text_mapping,
+    )
     was_training = model.training
     model.eval()
     yield model
-    for element, value in zip(elements, saved_values):
+    for element, value in zip(elements, saved_values, strict=True):
         element.value = value
     controls._codes, _ = saved_controls
     controls.use_text_mapping(saved_controls[1])
-    config.active_object, config.active_latent, config.active_nerf, config.show_active_only, config.text_mapping = saved_config
+    config.active_object, config.active_latent, config.active_nerf, config.show_active_only, config.text_mapping = (
+        saved_config
+    )
     model.forget_display(0)
     model.train(was_training)
 
@@ -196,7 +223,8 @@ def viewer_port(trained):
     config, _, _ = trained
     port = free_port()
     command = [
-        sys.executable, "-m", "nerfstudio.scripts.viewer.run_viewer", "--load-config", str(config.get_base_dir() / "config.yml"),
+        sys.executable, "-m", "nerfstudio.scripts.viewer.run_viewer",
+        "--load-config", str(config.get_base_dir() / "config.yml"),
         "--viewer.websocket-host", "127.0.0.1", "--viewer.websocket-port", str(port), "--viewer.image-format", "png",
     ]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

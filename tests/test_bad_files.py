@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List
 
 import pytest
 import torch
@@ -22,10 +22,12 @@ from hypnerf_ns.nerf.latent_files import FinetunedNeRF, Latent
 from hypnerf_ns.nerf.text_mapping import TextToCodes, save_text_mapping
 from hypnerf_ns.tasks.denoise import Denoiser, save_denoiser
 
+pytestmark = pytest.mark.slow
+
 OTHER_PRIOR = "0123456789abcdef"
 
 
-def one_line_error(argv: List[str], names: Path) -> str:
+def one_line_error(argv: list[str], names: Path) -> str:
     """Run a verb that must refuse; its message (one line naming `names`)."""
     message = one_line_error_of(lambda: entrypoint(argv))
     assert str(names) in message, message
@@ -41,7 +43,7 @@ def run(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "config.yml"
 
 
-def good_files(model) -> Dict[str, Callable[[Path], None]]:
+def good_files(model) -> dict[str, Callable[[Path], None]]:
     """Writers of a valid file of each kind, for this prior (`prior`) or another (`OTHER_PRIOR`)."""
     codes = model.codebook(torch.tensor([0]), sample=False)
     params = {name: value.detach() for name, value in model.hypernetwork(codes).items()}
@@ -68,13 +70,20 @@ def corrupt(kind: str, how: str, path: Path, write_good: Callable[[Path], None])
         write_good(path)
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     elif how == "wrong-type":
-        torch.save({"format": "something-else", "weights": torch.zeros(3)} if kind != "latent.pt" else torch.zeros(3), path)
+        torch.save(
+            {"format": "something-else", "weights": torch.zeros(3)} if kind != "latent.pt" else torch.zeros(3), path
+        )
     else:
         write_good(path)
 
 
 HOW = ["empty", "truncated", "wrong-type", "other-prior"]
-PROBLEMS = {"empty": "not a", "truncated": "not a", "wrong-type": "not a hypnerf-ns", "other-prior": "made with another prior"}
+PROBLEMS = {
+    "empty": "not a",
+    "truncated": "not a",
+    "wrong-type": "not a hypnerf-ns",
+    "other-prior": "made with another prior",
+}
 
 
 @pytest.mark.parametrize("how", HOW)
@@ -93,7 +102,10 @@ def test_bad_run_files_text_and_denoiser(how: str, trained, run: Path) -> None:
     _, trainer, _ = trained
     writers = good_files(trainer.pipeline.model)
     object_id = trainer.pipeline.model.object_ids[0]
-    commands = {"text.pt": ["text", "a chair", "--load-config", str(run)], "denoiser.pt": ["finetune", "--load-config", str(run), "--object", object_id]}
+    commands = {
+        "text.pt": ["text", "a chair", "--load-config", str(run)],
+        "denoiser.pt": ["finetune", "--load-config", str(run), "--object", object_id],
+    }
     for kind, argv in commands.items():
         path = run.parent / kind
         corrupt(kind, how, path, writers[kind])
@@ -110,11 +122,15 @@ def test_bad_configs_and_checkpoint_folders(trained, tmp_path: Path) -> None:
     other_method = tmp_path / "nerfacto" / "config.yml"
     other_method.parent.mkdir()
     other_method.write_text(yaml.dump(all_methods["nerfacto"]))
-    assert "a nerfacto run, not a hyp-nerf one" in one_line_error(["select", "--load-config", str(other_method), "--object", "x"], other_method)
+    assert "a nerfacto run, not a hyp-nerf one" in one_line_error(
+        ["select", "--load-config", str(other_method), "--object", "x"], other_method
+    )
 
     garbage = tmp_path / "garbage.yml"
     garbage.write_text("{ this is: [not yaml")
-    assert "not a readable nerfstudio config" in one_line_error(["select", "--load-config", str(garbage), "--object", "x"], garbage)
+    assert "not a readable nerfstudio config" in one_line_error(
+        ["select", "--load-config", str(garbage), "--object", "x"], garbage
+    )
     plain = tmp_path / "plain.yml"
     plain.write_text("steps: 3\n")
     assert "not a nerfstudio config" in one_line_error(["select", "--load-config", str(plain), "--object", "x"], plain)
@@ -132,9 +148,15 @@ def test_bad_configs_and_checkpoint_folders(trained, tmp_path: Path) -> None:
 def test_a_bad_file_exits_with_status_1_and_one_line(tmp_path: Path) -> None:
     """The mechanism as a user meets it: the process prints one line and exits 1, no traceback."""
     missing = tmp_path / "missing" / "config.yml"
-    done = subprocess.run([str(Path(sys.executable).parent / "hypnerf-ns"), "select", "--load-config", str(missing), "--object", "x"], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "hypnerf-ns"), "select", "--load-config", str(missing), "--object", "x"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [f"hypnerf-ns: {missing}: no such config (expected outputs/<experiment>/hyp-nerf/<timestamp>/config.yml)"]
+    assert done.stderr.strip().splitlines() == [
+        f"hypnerf-ns: {missing}: no such config (expected outputs/<experiment>/hyp-nerf/<timestamp>/config.yml)"
+    ]
 
 
 def test_resuming_from_a_folder_without_checkpoints(two_box_chairs: Path, tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from hypnerf_ns.data.render import load_surface, normalise
 from hypnerf_ns.data.writer import write_index
 from hypnerf_ns.errors import HypnerfError, InputError
 
+pytestmark = pytest.mark.slow
+
 SMALL = RenderOptions(resolution=32, views=(4, 1, 2), seed=1)
 
 
@@ -59,7 +61,9 @@ def mesh_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def test_meshes_render_into_a_category_and_skip_bad_files(mesh_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_meshes_render_into_a_category_and_skip_bad_files(
+    mesh_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     output = tmp_path / "category"
     Meshes(input=mesh_folder, output=output, category="things", render=SMALL, preview=tmp_path / "sheet.png").main()
     printed = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
@@ -76,7 +80,7 @@ def test_meshes_render_into_a_category_and_skip_bad_files(mesh_folder: Path, tmp
     ball = np.asarray(Image.open(output / "green_ball" / "train" / "r_0.png"))
     assert ball.shape == (32, 32, 4)
     assert ball[0, 0, 3] == 0 and ball[16, 16, 3] == 255, "transparent background, opaque object centre"
-    assert 0 < (ball[..., 3] % 255).astype(bool).sum(), "antialiased edges have partial alpha"
+    assert (ball[..., 3] % 255).astype(bool).sum() > 0, "antialiased edges have partial alpha"
     r, g, b = ball[ball[..., 3] == 255][:, :3].mean(0)
     assert g > 2 * r and g > 2 * b, "face colour kept"
     cone = np.asarray(Image.open(output / "yellow_cone" / "train" / "r_0.png"))
@@ -102,7 +106,9 @@ def test_rendered_views_match_their_cameras_and_stand_z_up(tmp_path: Path) -> No
         # At elevation 0 the silhouette of the centred box is symmetric (vertically) about the projected origin.
         x, y, z = (np.linalg.inv(np.asarray(frame["transform_matrix"])) @ np.array([0.0, 0.0, 0.0, 1.0]))[:3]
         assert abs(meta["cy"] - focal * y / -z - (rows.min() + rows.max() + 1) / 2) <= 1.0
-        assert abs(meta["cx"] + focal * x / -z - (cols.min() + cols.max() + 1) / 2) <= 1.5  # perspective: not exactly symmetric
+        assert (
+            abs(meta["cx"] + focal * x / -z - (cols.min() + cols.max() + 1) / 2) <= 1.5
+        )  # perspective: not exactly symmetric
         # Both halves of the texture show on its sides.
         rgb = image[alpha][:, :3].astype(int)
         assert (rgb[:, 0] > rgb[:, 2] + 50).any() and (rgb[:, 2] > rgb[:, 0] + 50).any()
@@ -152,12 +158,19 @@ def test_check_lists_every_bad_frame(tmp_path: Path, capsys: pytest.CaptureFixtu
     with pytest.raises(HypnerfError, match="3 problem"):
         Check(root=output).main()
     printed = " ".join(capsys.readouterr().out.split())
-    for name, problem in (("train/r_1.png", "image missing"), ("train/r_2.png", "not a readable image"), ("test/r_0.png", "no alpha")):
+    for name, problem in (
+        ("train/r_1.png", "image missing"),
+        ("train/r_2.png", "not a readable image"),
+        ("test/r_0.png", "no alpha"),
+    ):
         assert f"{name}: {problem}" in printed
 
 
 def test_catalogue_parsing_and_category_selection() -> None:
-    text = "# comment\nid#1=Pack#armchair\nname#1=Fauteuil \\u00e9l\\u00e9gant\nmodelRotation#1=1 0 0 0 0 1 0 -1 0\nwidth#1=50\nheight#1=100\ndepth#1=60\nmodel#1=/pack/armchair/armchair.obj\n"
+    text = (
+        "# comment\nid#1=Pack#armchair\nname#1=Fauteuil \\u00e9l\\u00e9gant\nmodelRotation#1=1 0 0 0 0 1 0 -1 0\n"
+        "width#1=50\nheight#1=100\ndepth#1=60\nmodel#1=/pack/armchair/armchair.obj\n"
+    )
     text += "id#2=Pack#wheelchair\nname#2=Wheelchair\nmodel#2=/pack/w/w.obj\n"
     models = list(furniture.catalogue_models("Pack", furniture.read_properties(text)))
     assert models[0].name == "Fauteuil élégant" and models[0].key == "armchair"
@@ -170,7 +183,9 @@ def test_catalogue_parsing_and_category_selection() -> None:
     assert extent == pytest.approx([50.0, 60.0, 100.0]), "width x depth x height, Z up"
 
 
-def test_furniture_chairs_and_the_default_category_prepared_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_furniture_chairs_and_the_default_category_prepared_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The real Debian package (apt-get download), cut to 2 chairs at 32 px to stay quick."""
     real_prepare = furniture.prepare_furniture
 
@@ -182,11 +197,15 @@ def test_furniture_chairs_and_the_default_category_prepared_on_first_use(tmp_pat
     default = tmp_path / "data" / "chairs"
     monkeypatch.setattr(datamanager_module, "DEFAULT_DATA", default)
     config = small_config(default, tmp_path / "run", steps=1).pipeline.datamanager
-    datamanager = config.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)  # what ns-train hyp-nerf builds first
+    datamanager = config.setup(
+        device="cpu", test_mode="val", world_size=1, local_rank=0
+    )  # what ns-train hyp-nerf builds first
     assert len(datamanager.train_dataparser_outputs.metadata["object_ids"]) == 2
     listing = json.loads((default / "objects.json").read_text())
     assert listing["category"] == "chair"
-    assert all(o["creator"] and o["license"] and o["source"].startswith("sweethome3d-furniture") for o in listing["objects"])
+    assert all(
+        o["creator"] and o["license"] and o["source"].startswith("sweethome3d-furniture") for o in listing["objects"]
+    )
     assert (default / "CREDITS.md").read_text().count("\n- ") == 2
     assert any((default / "LICENSES").glob("BlendSwap-CC-0.txt"))
     category_sheet(default, tmp_path / "sheet.png")
@@ -216,4 +235,6 @@ def test_stretched_copies_scale_each_axis_and_leave_out_excluded_objects(mesh_fo
         vertices = normalise(load_surface(copy.path), copy.rotation).vertices
         expected = base_extent * factors / (base_extent * factors).max()
         np.testing.assert_allclose(vertices.max(0) - vertices.min(0), expected, atol=2e-3)
-    assert not np.allclose(listing["green_ball-s0"]["stretch"], listing["green_ball-s1"]["stretch"]), "each copy draws its own factors"
+    assert not np.allclose(listing["green_ball-s0"]["stretch"], listing["green_ball-s1"]["stretch"]), (
+        "each copy draws its own factors"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import small_config
 
@@ -25,6 +26,7 @@ def test_image_cache_keeps_the_recently_used_within_its_bound() -> None:
     assert loads == [0, 1, 2, 3, 1] and cache.misses == 5
 
 
+@pytest.mark.slow
 def test_batches_group_rays_by_object_from_lazily_read_images(three_chairs: Path, tmp_path: Path) -> None:
     config = small_config(three_chairs, tmp_path, steps=1)
     config.pipeline.datamanager.views_per_object = 3
@@ -38,8 +40,12 @@ def test_batches_group_rays_by_object_from_lazily_read_images(three_chairs: Path
         rays, batch = datamanager.next_train(0)
         cameras, y, x = batch["indices"].unbind(-1)
         objects = objects_of_image[cameras]
-        assert len(objects.unique()) == 2 and bool((objects[1:] >= objects[:-1]).all()), "two objects, rays grouped by object"
-        assert all(len(cameras[objects == k].unique()) <= 3 for k in objects.unique().tolist()), "at most 3 views per object"
+        assert len(objects.unique()) == 2 and bool((objects[1:] >= objects[:-1]).all()), (
+            "two objects, rays grouped by object"
+        )
+        assert all(len(cameras[objects == k].unique()) <= 3 for k in objects.unique().tolist()), (
+            "at most 3 views per object"
+        )
         assert datamanager.train_images.bytes <= 10 * 32 * 32 * 4
         for k in range(0, len(cameras), 97):
             expected = dataset.get_image_float32(int(cameras[k]))[y[k], x[k]]
@@ -60,7 +66,9 @@ def test_an_image_of_another_size_is_named_when_first_read(tiny_category: Path, 
     Image.new("RGBA", (6, 6)).save(tiny_category / "red" / "train" / "r_2.png")  # the others are 8x8
     config = small_config(tiny_category, tmp_path, steps=1, scale=1.0)
     config.pipeline.datamanager.pixel_sampler.objects_per_batch = 2
-    datamanager = config.pipeline.datamanager.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)  # only first images are opened here
+    datamanager = config.pipeline.datamanager.setup(
+        device="cpu", test_mode="val", world_size=1, local_rank=0
+    )  # only first images are opened here
     with pytest.raises(InputError, match=r"red/train/r_2.png: image is 6x6 .* are 8x8"):
         for _ in range(20):  # a batch reads every view of both objects (3 each)
             datamanager.next_train(0)

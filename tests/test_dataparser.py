@@ -83,13 +83,17 @@ def test_objects_of_different_sizes(tiny_category: Path) -> None:
     expect_error(tiny_category, "blue/train/r_0.png", "one image size")
 
 
+@pytest.mark.slow
 def test_ns_train_reports_bad_data_in_one_line(tmp_path: Path) -> None:
     """Through the real CLI: exit status 1, the file named, no traceback."""
     (tmp_path / "chair").mkdir()
     (tmp_path / "chair" / "transforms_train.json").write_text("{not json")
     ns_train = Path(sys.executable).parent / "ns-train"
     result = subprocess.run(
-        [str(ns_train), "hyp-nerf", "--data", str(tmp_path), "--vis", "tensorboard", "--output-dir", str(tmp_path / "out")],
+        [
+            str(ns_train), "hyp-nerf", "--data", str(tmp_path), "--vis", "tensorboard",
+            "--output-dir", str(tmp_path / "out"),
+        ],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr[-2000:]
@@ -106,7 +110,7 @@ def test_holdout_leaves_out_every_nth_object(tiny_category: Path) -> None:
     listing = json.loads((tiny_category / "objects.json").read_text())
     listing["objects"] += [{"id": f"extra{k}", "name": f"extra {k}"} for k in range(4)]
     (tiny_category / "objects.json").write_text(json.dumps(listing))
-    train, held = split_holdout(list_objects(tiny_category), 3)
+    _train, held = split_holdout(list_objects(tiny_category), 3)
     assert [o.id for o in held] == ["extra0", "extra3"]
     outputs = CategoryDataParserConfig(data=tiny_category, holdout_every=3).setup().get_dataparser_outputs("train")
     assert outputs.metadata["object_ids"] == ["red", "blue", "extra1", "extra2"]
@@ -131,8 +135,10 @@ def test_merged_roots_load_as_one_category_with_their_weights(tiny_category: Pat
     assert len(outputs.image_filenames) == 3 + 3 + 3 * 2 and all(p.is_file() for p in outputs.image_filenames)
 
     sampler = ObjectBatchPixelSampler(
-        ObjectBatchPixelSamplerConfig(objects_per_batch=1), torch.tensor(outputs.metadata["object_index_of_image"]),
-        object_weights=torch.tensor(outputs.metadata["object_weights"]), num_rays_per_batch=8,
+        ObjectBatchPixelSamplerConfig(objects_per_batch=1),
+        torch.tensor(outputs.metadata["object_index_of_image"]),
+        object_weights=torch.tensor(outputs.metadata["object_weights"]),
+        num_rays_per_batch=8,
     )
     torch.manual_seed(0)
     drawn = torch.cat([sampler.choose_objects(5) for _ in range(2000)])

@@ -9,9 +9,12 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+pytestmark = pytest.mark.slow
 
 STEPS = 6
 
@@ -39,7 +42,7 @@ def worker(rank: int, world_size: int, url: str, data: Path, output: Path, repor
         drawn: set = set()
         sample = sampler.sample
 
-        def recording(image_batch):  # noqa: ANN001, ANN202 - nerfstudio's batch dict
+        def recording(image_batch):
             batch = sample(image_batch)
             drawn.update(sampler.object_index_of_image[batch["indices"][:, 0]].tolist())
             return batch
@@ -53,7 +56,12 @@ def worker(rank: int, world_size: int, url: str, data: Path, output: Path, repor
                 digest.update(name.encode() + value.detach().cpu().contiguous().numpy().tobytes())
         if rank == 0:
             trainer.save_checkpoint(STEPS - 1)
-        result = {"objects": sorted(drawn), "losses": losses, "weights": digest.hexdigest(), "checkpoints": str(trainer.checkpoint_dir)}
+        result = {
+            "objects": sorted(drawn),
+            "losses": losses,
+            "weights": digest.hexdigest(),
+            "checkpoints": str(trainer.checkpoint_dir),
+        }
         (report / f"rank{rank}.json").write_text(json.dumps(result))
     finally:
         dist.destroy_process_group()
@@ -68,7 +76,9 @@ def test_two_gloo_processes_shard_objects_and_stay_in_sync(three_chairs: Path, t
 
     assert ranks[0]["objects"] == [0, 2] and ranks[1]["objects"] == [1], "each rank draws its own objects (k mod 2)"
     assert all(torch.isfinite(torch.tensor(r["losses"])).all() for r in ranks)
-    assert ranks[0]["weights"] == ranks[1]["weights"], "the ranks' weights (codes, hypernetwork, grids) are identical after the steps"
+    assert ranks[0]["weights"] == ranks[1]["weights"], (
+        "the ranks' weights (codes, hypernetwork, grids) are identical after the steps"
+    )
 
     checkpoint = next(Path(ranks[0]["checkpoints"]).glob("step-*.ckpt"))
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["pipeline"]
@@ -89,7 +99,11 @@ def averaging_worker(rank: int, world_size: int, url: str, report: Path) -> None
         dense.grad = torch.full((3,), float(rank))
         average_over_processes([codes, dense])
         grad = codes.grad.coalesce()
-        result = {"rows": grad.indices()[0].tolist(), "values": grad.values()[:, 0].tolist(), "dense": dense.grad.tolist()}
+        result = {
+            "rows": grad.indices()[0].tolist(),
+            "values": grad.values()[:, 0].tolist(),
+            "dense": dense.grad.tolist(),
+        }
         codes.grad = torch.sparse_coo_tensor(torch.tensor([rows]), torch.full((2, 2), float(rank + 1)), (5, 2))
         ProcessAveragedSparseAdam([codes], lr=0.1).step()
         result["moved_rows"] = (codes.detach().abs().sum(dim=1) > 0).nonzero()[:, 0].tolist()

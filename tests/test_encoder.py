@@ -13,6 +13,8 @@ from hypnerf_ns.lib.prior import load_prior, training_codes
 from hypnerf_ns.lib.views import load_posed_pixels
 from hypnerf_ns.tasks.encoder import FILE_NAME, encode, load_encoder
 
+pytestmark = pytest.mark.slow
+
 SCALE = 0.25  # the trained fixture's image scale (32 px)
 
 
@@ -22,7 +24,22 @@ def encoder_file(trained):
     config, _, _ = trained
     config_path = config.get_base_dir() / "config.yml"
     path = config_path.parent / FILE_NAME
-    entrypoint(["encoder", "train", "--load-config", str(config_path), "--steps", "300", "--size", "32", "--width", "16", "--views-per-object", "30"])
+    entrypoint(
+        [
+            "encoder",
+            "train",
+            "--load-config",
+            str(config_path),
+            "--steps",
+            "300",
+            "--size",
+            "32",
+            "--width",
+            "16",
+            "--views-per-object",
+            "30",
+        ]
+    )
     yield config_path, path
     path.unlink(missing_ok=True)
 
@@ -47,5 +64,19 @@ def test_encoder_maps_views_to_their_own_objects_codes(encoder_file, three_chair
 def test_invert_starts_from_the_encoder(encoder_file, three_chairs: Path, tmp_path: Path) -> None:
     config_path, _ = encoder_file
     object_id = load_prior(config_path).model.object_ids[1]
-    entrypoint(["invert", "--load-config", str(config_path), "--data", str(three_chairs / object_id), "--views", "1", "--steps", "3", "--output", str(tmp_path)])
+    entrypoint(
+        [
+            "invert",
+            "--load-config",
+            str(config_path),
+            "--data",
+            str(three_chairs / object_id),
+            "--views",
+            "1",
+            "--steps",
+            "3",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     assert json.loads((tmp_path / "metrics.json").read_text())["start"] == "encoder"

@@ -18,7 +18,11 @@ def test_levels_grow_and_coarse_levels_are_dense() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    [HashGridSpec(), HashGridSpec(num_levels=3, features=4, base_resolution=4, max_resolution=64), HashGridSpec(num_levels=2, features=3)],
+    [
+        HashGridSpec(),
+        HashGridSpec(num_levels=3, features=4, base_resolution=4, max_resolution=64),
+        HashGridSpec(num_levels=2, features=3),
+    ],
 )
 def test_kernel_matches_reference_values_and_gradients(spec: HashGridSpec) -> None:
     assert cpu_kernels() is not None, "the CPU kernel must build on this machine (C++ compiler + ninja)"

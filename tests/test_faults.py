@@ -8,24 +8,37 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
 
+import pytest
 import torch
 
 from hypnerf_ns.method.checkpoints import checkpoint_path, checkpoint_steps, is_complete
+
+pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).resolve().parent
 SAVE_EVERY = 2
 
 
-def training(data: Path, output: Path, steps: int, load_dir: Optional[Path], *extra: str) -> subprocess.Popen:
+def training(data: Path, output: Path, steps: int, load_dir: Path | None, *extra: str) -> subprocess.Popen:
     """Start tests/fault_training.py (a small hyp-nerf run that prints `step N` per iteration)."""
-    command = [sys.executable, str(TESTS / "fault_training.py"), "--data", str(data), "--output", str(output), "--steps", str(steps), "--save-every", str(SAVE_EVERY)]
+    command = [
+        sys.executable,
+        str(TESTS / "fault_training.py"),
+        "--data",
+        str(data),
+        "--output",
+        str(output),
+        "--steps",
+        str(steps),
+        "--save-every",
+        str(SAVE_EVERY),
+    ]
     command += ["--load-dir", str(load_dir)] if load_dir is not None else []
     return subprocess.Popen([*command, *extra], cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def steps_of(output: str) -> List[int]:
+def steps_of(output: str) -> list[int]:
     return [int(line.split()[1]) for line in output.splitlines() if line.startswith("step ")]
 
 
@@ -47,7 +60,9 @@ def final_weights(run: Path) -> dict:
     return torch.load(checkpoint_path(run, step), map_location="cpu", weights_only=False)["pipeline"]
 
 
-def test_training_killed_five_times_resumes_from_its_last_complete_checkpoint(two_box_chairs: Path, tmp_path: Path) -> None:
+def test_training_killed_five_times_resumes_from_its_last_complete_checkpoint(
+    two_box_chairs: Path, tmp_path: Path
+) -> None:
     rng = random.Random(0)
     output = tmp_path / "outputs"
     checkpoints = None
@@ -70,7 +85,9 @@ def test_training_killed_five_times_resumes_from_its_last_complete_checkpoint(tw
         checkpoints = next(output.rglob("nerfstudio_models"))
         complete = [s for s in checkpoint_steps(checkpoints) if is_complete(checkpoint_path(checkpoints, s))]
         assert complete, log
-        assert complete[-1] >= steps[-1] - SAVE_EVERY, f"lost more than one save interval: last step {steps[-1]}, checkpoint {complete[-1]}"
+        assert complete[-1] >= steps[-1] - SAVE_EVERY, (
+            f"lost more than one save interval: last step {steps[-1]}, checkpoint {complete[-1]}"
+        )
         if kind == "saving":
             assert complete[-1] == target - SAVE_EVERY and steps[-1] == target
         killed.append(steps[-1])
@@ -80,7 +97,9 @@ def test_training_killed_five_times_resumes_from_its_last_complete_checkpoint(tw
     newest = checkpoint_steps(checkpoints)[-1]
     snapshot = tmp_path / "snapshot"
     snapshot.mkdir()
-    (snapshot / checkpoint_path(checkpoints, newest).name).write_bytes(checkpoint_path(checkpoints, newest).read_bytes())
+    (snapshot / checkpoint_path(checkpoints, newest).name).write_bytes(
+        checkpoint_path(checkpoints, newest).read_bytes()
+    )
     truncated = checkpoint_path(checkpoints, newest + 100)
     truncated.write_bytes(checkpoint_path(checkpoints, newest).read_bytes()[:5000])
 

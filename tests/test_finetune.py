@@ -4,6 +4,7 @@ fits its targets with the NeRF's own parameters, the NeRF file reloads, consiste
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ from hypnerf_ns.tasks.denoise import Denoiser, load_denoiser, train_denoiser, tr
 from hypnerf_ns.tasks.finetune import consistency, denoised_views, finetune
 from hypnerf_ns.tasks.inversion import candidate_codes
 
+pytestmark = pytest.mark.slow
+
 SCALE = 0.25  # the trained fixture's image scale (32 px)
 
 
@@ -34,7 +37,9 @@ def test_denoiser_starts_as_identity_and_its_loss_falls(trained, three_chairs: P
     _, trainer, _ = trained
     model = trainer.pipeline.model
     objects = [(index, three_chairs / object_id) for index, object_id in enumerate(model.object_ids)]
-    inputs, targets = training_pairs(model, objects, SCALE, inversions_per_object=1, views_per_inversion=3, steps=5, seed=0)
+    inputs, targets = training_pairs(
+        model, objects, SCALE, inversions_per_object=1, views_per_inversion=3, steps=5, seed=0
+    )
     assert inputs.shape == targets.shape == (9, 4, 32, 32)
     assert float(inputs[:, 3].mean()) > 0.02, "the inverted NeRFs render something"
     denoiser = Denoiser(width=8)
@@ -45,8 +50,11 @@ def test_denoiser_starts_as_identity_and_its_loss_falls(trained, three_chairs: P
     assert log.kept_step == 150 and not log.validation_psnr
 
 
-def test_denoiser_pairs_leave_out_each_objects_own_code(trained, three_chairs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A subset of the objects (as `denoiser train --max-objects` takes) is inverted with its own code excluded, not its position's."""
+def test_denoiser_pairs_leave_out_each_objects_own_code(
+    trained, three_chairs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subset of the objects (as `denoiser train --max-objects` takes) is inverted with its own code excluded, not
+    its position's."""
     import hypnerf_ns.tasks.denoise as denoise
 
     _, trainer, _ = trained
@@ -54,12 +62,20 @@ def test_denoiser_pairs_leave_out_each_objects_own_code(trained, three_chairs: P
     excluded = []
     real_best_start = denoise.best_start
 
-    def recording_best_start(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - best_start's signature
+    def recording_best_start(*args, **kwargs):
         excluded.append(kwargs["exclude"])
         return real_best_start(*args, **kwargs)
 
     monkeypatch.setattr(denoise, "best_start", recording_best_start)
-    training_pairs(model, [(2, three_chairs / model.object_ids[2])], SCALE, inversions_per_object=1, views_per_inversion=1, steps=1, seed=0)
+    training_pairs(
+        model,
+        [(2, three_chairs / model.object_ids[2])],
+        SCALE,
+        inversions_per_object=1,
+        views_per_inversion=1,
+        steps=1,
+        seed=0,
+    )
     assert excluded == [2]
 
 
@@ -70,9 +86,13 @@ def test_denoiser_training_keeps_the_weights_best_on_held_out_pairs() -> None:
     targets[:3, :3] = 1.0 - targets[:3, :3]  # the first three: invert the colours; the rest: the identity
     held_out = (inputs[3:], targets[3:])
     denoiser = Denoiser(width=8)
-    log = train_denoiser(denoiser, inputs[:3], targets[:3], steps=40, batch_size=3, lr=3e-3, validation=held_out, validate_every=10)
+    log = train_denoiser(
+        denoiser, inputs[:3], targets[:3], steps=40, batch_size=3, lr=3e-3, validation=held_out, validate_every=10
+    )
     assert [step for step, _ in log.validation_psnr] == [0, 10, 20, 30, 40]
-    assert log.validation_psnr[-1][1] < log.validation_psnr[0][1], "learning the training pairs spoils the held-out ones"
+    assert log.validation_psnr[-1][1] < log.validation_psnr[0][1], (
+        "learning the training pairs spoils the held-out ones"
+    )
     assert log.kept_step == 0
     with torch.no_grad():
         assert torch.allclose(denoiser(held_out[0]), held_out[0]), "the identity's weights are back"
@@ -122,7 +142,22 @@ def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, unseen
     model = trainer.pipeline.model
     config_path = config.get_base_dir() / "config.yml"
     entrypoint(
-        ["denoiser", "train", "--load-config", str(config_path), "--steps", "5", "--inversion-steps", "3", "--inversions-per-object", "1", "--views-per-inversion", "2", "--max-objects", "2"]
+        [
+            "denoiser",
+            "train",
+            "--load-config",
+            str(config_path),
+            "--steps",
+            "5",
+            "--inversion-steps",
+            "3",
+            "--inversions-per-object",
+            "1",
+            "--views-per-inversion",
+            "2",
+            "--max-objects",
+            "2",
+        ]
     )
     denoiser = load_denoiser(config_path.parent / DENOISER_FILE, model)
     assert isinstance(denoiser, Denoiser)
@@ -131,7 +166,23 @@ def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, unseen
 
     object_id = model.object_ids[1]
     output = tmp_path / "finetuned"
-    entrypoint(["finetune", "--load-config", str(config_path), "--object", object_id, "--views", "0", "--refine-steps", "10", "--steps", "20", "--output", str(output)])
+    entrypoint(
+        [
+            "finetune",
+            "--load-config",
+            str(config_path),
+            "--object",
+            object_id,
+            "--views",
+            "0",
+            "--refine-steps",
+            "10",
+            "--steps",
+            "20",
+            "--output",
+            str(output),
+        ]
+    )
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["object"] == object_id and metrics["views"] == [0]
     assert {"generated", "refined", "finetuned"} <= set(metrics), "refined on the input view first, then finetuned"
@@ -140,17 +191,50 @@ def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, unseen
     assert nerf.name == object_id and nerf.source["denoiser"] is True and nerf.source["refine_steps"] == 10
     test = load_posed_pixels(three_chairs / object_id, "test", None, SCALE, model.device)
 
-    assert score_nerf(model, nerf.params, test)[0]["psnr"] == pytest.approx(metrics["finetuned"]["psnr"], abs=1e-4), "the file renders what was measured"
+    assert score_nerf(model, nerf.params, test)[0]["psnr"] == pytest.approx(metrics["finetuned"]["psnr"], abs=1e-4), (
+        "the file renders what was measured"
+    )
 
     inverted = tmp_path / "inverted"
-    entrypoint(["invert", "--load-config", str(config_path), "--data", str(three_chairs / object_id), "--views", "2", "--steps", "3", "--output", str(inverted)])
-    entrypoint(["finetune", "--load-config", str(config_path), "--latent", str(inverted / "latent.pt"), "--refine-steps", "0", "--steps", "5", "--output", str(tmp_path / "from-latent"), "--mirror"])
+    entrypoint(
+        [
+            "invert",
+            "--load-config",
+            str(config_path),
+            "--data",
+            str(three_chairs / object_id),
+            "--views",
+            "2",
+            "--steps",
+            "3",
+            "--output",
+            str(inverted),
+        ]
+    )
+    entrypoint(
+        [
+            "finetune",
+            "--load-config",
+            str(config_path),
+            "--latent",
+            str(inverted / "latent.pt"),
+            "--refine-steps",
+            "0",
+            "--steps",
+            "5",
+            "--output",
+            str(tmp_path / "from-latent"),
+            "--mirror",
+        ]
+    )
     source = FinetunedNeRF.load(tmp_path / "from-latent" / "nerf.pt", model.hypernetwork).source
     assert source["views"] == [2] and source["mirror"], "the latent's input views are used, with their mirror images"
-    assert source["refine_steps"] == 0 and "refined" not in json.loads((tmp_path / "from-latent" / "metrics.json").read_text())
+    assert source["refine_steps"] == 0 and "refined" not in json.loads(
+        (tmp_path / "from-latent" / "metrics.json").read_text()
+    )
 
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(InputError, match="junk.pt: not a finetuned NeRF file"):
+    with pytest.raises(InputError, match=re.escape("junk.pt: not a finetuned NeRF file")):
         FinetunedNeRF.load(tmp_path / "junk.pt", model.hypernetwork)
     with pytest.raises(InputError, match="exactly one of --latent"):
         entrypoint(["finetune", "--load-config", str(config_path)])
@@ -161,7 +245,24 @@ def test_denoiser_finetune_and_eval_commands(trained, three_chairs: Path, unseen
     for folder in [*(three_chairs / o for o in model.object_ids), unseen_chair]:
         (root / folder.name).symlink_to(folder)
     report_path = tmp_path / "generalization.json"
-    entrypoint(["eval", "--load-config", str(config_path), "--data", str(root), "--output", str(report_path), "--steps", "3", "--refine-steps", "20", "--finetune", "--finetune-steps", "10"])
+    entrypoint(
+        [
+            "eval",
+            "--load-config",
+            str(config_path),
+            "--data",
+            str(root),
+            "--output",
+            str(report_path),
+            "--steps",
+            "3",
+            "--refine-steps",
+            "20",
+            "--finetune",
+            "--finetune-steps",
+            "10",
+        ]
+    )
     result = json.loads(report_path.read_text())["objects"][unseen]
     for method in ("prior", "refined", "finetuned", "distilled"):
         assert np.isfinite(result[method]["psnr"]) and 0.0 <= result[method]["see_through"] <= 1.0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 import pytest
@@ -75,7 +74,7 @@ def pixel_distance(centre: np.ndarray) -> np.ndarray:
     return np.hypot(cols - centre[0], rows - centre[1])
 
 
-def draw(centre: np.ndarray, marker: np.ndarray, background: Tuple[int, int, int]) -> np.ndarray:
+def draw(centre: np.ndarray, marker: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
     """[SIZE, SIZE, 3] uint8: the red object disc and the blue marker disc on a background."""
     image = np.empty((SIZE, SIZE, 3), dtype=np.uint8)
     image[:] = background
@@ -94,7 +93,7 @@ def centroid(mask: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- fixtures in the published formats
 
 
-def write_srn_object(folder: Path, rgba: bool = False) -> List[np.ndarray]:
+def write_srn_object(folder: Path, rgba: bool = False) -> list[np.ndarray]:
     """An SRN object: intrinsics given at 4x the image size, OpenCV poses in a Y-up world; returns the eyes."""
     (folder / "rgb").mkdir(parents=True)
     (folder / "pose").mkdir()
@@ -160,7 +159,7 @@ def parse(root: Path, split: str):
     return CategoryDataParserConfig(data=root).setup().get_dataparser_outputs(split)
 
 
-def split_sizes(root: Path) -> Dict[str, int]:
+def split_sizes(root: Path) -> dict[str, int]:
     return {split: len(parse(root, split).image_filenames) for split in ("train", "val", "test")}
 
 
@@ -196,7 +195,13 @@ def check_views(root: Path, marker: np.ndarray) -> int:
 
 def test_srn_defaults() -> None:
     command = ConvertSRN(input=Path("in"), output=Path("out"))
-    assert (command.category, command.up, command.scale, command.test_every, command.val_every) == ("srn", "y", 1.0, 8, 8)
+    assert (command.category, command.up, command.scale, command.test_every, command.val_every) == (
+        "srn",
+        "y",
+        1.0,
+        8,
+        8,
+    )
 
 
 def test_srn_converts_cameras_images_and_splits(srn_input: Path, tmp_path: Path) -> None:
@@ -205,12 +210,17 @@ def test_srn_converts_cameras_images_and_splits(srn_input: Path, tmp_path: Path)
 
     index = json.loads((root / "objects.json").read_text())
     assert index["category"] == "srn"
-    assert index["objects"] == [{"id": "car_a", "name": "car_a", "source": "srn"}, {"id": "car_b", "name": "car_b", "source": "srn"}]
+    assert index["objects"] == [
+        {"id": "car_a", "name": "car_a", "source": "srn"},
+        {"id": "car_b", "name": "car_b", "source": "srn"},
+    ]
     assert parse(root, "train").metadata["object_ids"] == ["car_a", "car_b"]
     assert split_sizes(root) == {"train": 2 * N_TRAIN, "val": 2 * N_VAL, "test": 2 * N_TEST}
     test = parse(root, "test")
     # intrinsics given for 96 px images, rescaled to the 24 px ones
-    assert (float(test.cameras.fx[0]), float(test.cameras.cx[0]), float(test.cameras.cy[0])) == pytest.approx((FOCAL, CX, CY))
+    assert (float(test.cameras.fx[0]), float(test.cameras.cx[0]), float(test.cameras.cy[0])) == pytest.approx(
+        (FOCAL, CX, CY)
+    )
     # Y-up world rotated to Z-up: the blue point at +Y lands at +Z
     assert check_views(root, np.array([0.0, 0.0, SRN_MARKER])) == 2 * VIEWS
 
@@ -243,7 +253,9 @@ def test_srn_keeps_an_existing_alpha_channel(tmp_path: Path) -> None:
     rgba[0, 0] = (255, 255, 255, 77)  # a white, partly transparent pixel keeps its alpha
     Image.fromarray(rgba, "RGBA").save(tmp_path / "srn" / "car" / "rgb" / "000001.png")
     ConvertSRN(input=tmp_path / "srn", output=tmp_path / "category").main()
-    converted = np.asarray(Image.open(tmp_path / "category" / "car" / "train" / "r_0.png"))  # frame 1 is val: train r_0 is frame 2
+    converted = np.asarray(
+        Image.open(tmp_path / "category" / "car" / "train" / "r_0.png")
+    )  # frame 1 is val: train r_0 is frame 2
     original = np.asarray(Image.open(tmp_path / "srn" / "car" / "rgb" / "000002.png"))
     assert (converted[..., 3] == original[..., 3]).all()
     assert np.asarray(Image.open(tmp_path / "category" / "car" / "val" / "r_0.png"))[0, 0, 3] == 77
@@ -255,13 +267,19 @@ def test_srn_skips_an_object_without_a_pose(srn_input: Path, tmp_path: Path, cap
     ConvertSRN(input=srn_input, output=root).main()
     lines = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
     assert len(lines) == 1, lines
-    assert "skipping car_b" in lines[0] and str(Path("car_b") / "pose" / "000003.txt") in lines[0] and "missing" in lines[0]
+    assert (
+        "skipping car_b" in lines[0]
+        and str(Path("car_b") / "pose" / "000003.txt") in lines[0]
+        and "missing" in lines[0]
+    )
     assert [o["id"] for o in json.loads((root / "objects.json").read_text())["objects"]] == ["car_a"]
     assert not (root / "car_b").exists()
     assert split_sizes(root) == {"train": N_TRAIN, "val": N_VAL, "test": N_TEST}
 
 
-def test_srn_image_without_pose_partner_is_named(srn_input: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_srn_image_without_pose_partner_is_named(
+    srn_input: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     (srn_input / "car_a" / "rgb" / "000004.png").unlink()
     ConvertSRN(input=srn_input, output=tmp_path / "category").main()
     out = capsys.readouterr().out
@@ -288,7 +306,13 @@ def test_all_objects_broken_is_an_input_error(srn_input: Path, tmp_path: Path) -
 
 def test_abo_defaults() -> None:
     command = ConvertABO(input=Path("in"), output=Path("out"))
-    assert (command.category, command.up, command.scale, command.test_every, command.val_every) == ("abo", "z", 0.33, 8, 8)
+    assert (command.category, command.up, command.scale, command.test_every, command.val_every) == (
+        "abo",
+        "z",
+        0.33,
+        8,
+        8,
+    )
 
 
 def test_abo_converts_cameras_masks_and_splits(abo_input: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -297,7 +321,10 @@ def test_abo_converts_cameras_masks_and_splits(abo_input: Path, tmp_path: Path, 
     assert "warning" not in capsys.readouterr().out  # at the default scale the object fits the box
 
     index = json.loads((root / "objects.json").read_text())
-    assert [(o["id"], o["name"], o["source"]) for o in index["objects"]] == [("B07B4GVN1Q", "B07B4GVN1Q", "abo"), ("B07HMV6RXX", "B07HMV6RXX", "abo")]
+    assert [(o["id"], o["name"], o["source"]) for o in index["objects"]] == [
+        ("B07B4GVN1Q", "B07B4GVN1Q", "abo"),
+        ("B07HMV6RXX", "B07HMV6RXX", "abo"),
+    ]
     assert parse(root, "test").metadata["object_ids"] == ["B07B4GVN1Q", "B07HMV6RXX"]
     assert split_sizes(root) == {"train": 2 * N_TRAIN, "val": 2 * N_VAL, "test": 2 * N_TEST}
     cameras = parse(root, "train").cameras

@@ -19,7 +19,9 @@ AABB = torch.tensor([[-0.5, -0.5, -0.5], [0.5, 0.5, 0.5]])
 def make(num_objects: int = 4):
     field = HyperField(GRID, AABB, hidden_dim=16, geo_feat_dim=7, sh_levels=2)
     codebook = Codebook(num_objects, shape_dim=8, color_dim=6)
-    hyper = HyperNetwork(8, 6, 32, 2, field.table_shape, field.density_shapes(), field.color_shapes(), field.init_mlp_params())
+    hyper = HyperNetwork(
+        8, 6, 32, 2, field.table_shape, field.density_shapes(), field.color_shapes(), field.init_mlp_params()
+    )
     return field, codebook, hyper
 
 
@@ -71,7 +73,9 @@ def gradients_of_two_steps(hyper: HyperNetwork, codebook: Codebook) -> tuple[lis
     return grads, addresses
 
 
-def test_heads_equal_plain_linear_layers_with_weight_gradients_in_memory_kept_across_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_heads_equal_plain_linear_layers_with_weight_gradients_in_memory_kept_across_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     torch.manual_seed(0)
     _, codebook, hyper = make()
     plain = copy.deepcopy(hyper)
@@ -79,7 +83,9 @@ def test_heads_equal_plain_linear_layers_with_weight_gradients_in_memory_kept_ac
     generated = hyper(codes)
     kept, addresses = gradients_of_two_steps(hyper, codebook)
     assert addresses[0] == addresses[1]  # the second step wrote into the first step's memory
-    monkeypatch.setattr(hypernetwork._LinearIntoKeptGrad, "apply", lambda x, w, b, head: torch.nn.functional.linear(x, w, b))
+    monkeypatch.setattr(
+        hypernetwork._LinearIntoKeptGrad, "apply", lambda x, w, b, head: torch.nn.functional.linear(x, w, b)
+    )
     for name, value in plain(codes).items():
         torch.testing.assert_close(generated[name], value, rtol=1e-5, atol=1e-7, msg=name)
     expected, _ = gradients_of_two_steps(plain, codebook)
@@ -107,7 +113,9 @@ def test_batched_field_matches_per_object_evaluation() -> None:
         one = {name: p[b : b + 1] for name, p in params.items()}
         part = slice(start, start + n)
         with torch.no_grad():
-            alone = field(points[part], directions[part], torch.zeros(n, dtype=torch.long), [n], one, compute_normals=True)
+            alone = field(
+                points[part], directions[part], torch.zeros(n, dtype=torch.long), [n], one, compute_normals=True
+            )
         for head in ("density", "rgb", "normals"):
             torch.testing.assert_close(together[head][start : start + n], alone[head], rtol=1e-4, atol=1e-5)
         start += n
@@ -142,7 +150,9 @@ def test_huge_raw_density_stays_finite_and_does_not_spoil_other_rays() -> None:
     assert torch.allclose(weights[3:], alone), "the next ray is unaffected"
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="nerfacc's packed kernels need CUDA (none on this project's machines)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="nerfacc's packed kernels need CUDA (none on this project's machines)"
+)
 def test_packed_weights_by_nerfacc_on_cuda_equal_the_torch_ones() -> None:
     from hypnerf_ns.nerf.sampling import packed_weights
 
@@ -178,11 +188,17 @@ def test_march_keeps_exactly_the_occupied_steps(resolution: int, path: str, monk
     t_near, t_far = ray_aabb(origins, directions, aabb)
     step = 1.0 / 128
     torch.manual_seed(1)
-    ray_index, t_starts, t_ends = march(origins, directions, t_near, t_far, step, occupied, grid_of_ray, aabb, jitter=True)
+    ray_index, t_starts, t_ends = march(
+        origins, directions, t_near, t_far, step, occupied, grid_of_ray, aabb, jitter=True
+    )
     torch.manual_seed(1)
     offset = torch.rand(500)  # the same per-ray jitter march drew
     every = t_near[:, None] + (torch.arange(256)[None, :] + offset[:, None]) * step
-    cell = ((origins[:, None] + directions[:, None] * every[..., None] - aabb[0]) * resolution).long().clamp(0, resolution - 1)
+    cell = (
+        ((origins[:, None] + directions[:, None] * every[..., None] - aabb[0]) * resolution)
+        .long()
+        .clamp(0, resolution - 1)
+    )
     expected = (every < t_far[:, None]) & occupied[grid_of_ray[:, None], cell[..., 0], cell[..., 1], cell[..., 2]]
     rays, steps = expected.nonzero(as_tuple=True)
     assert len(rays) > 1000
@@ -211,7 +227,7 @@ def test_march_kernel_equals_tensor_march_bit_for_bit(jitter: bool, monkeypatch:
         torch.manual_seed(1)
         results.append(march(origins, directions, t_near, t_far, 1.0 / 100, occupied, grid_of_ray, aabb, jitter=jitter))
     assert len(results[0][0]) > 1000
-    for from_kernel, from_tensors in zip(*results):
+    for from_kernel, from_tensors in zip(*results, strict=True):
         assert torch.equal(from_kernel, from_tensors)
 
 
@@ -259,6 +275,8 @@ def test_dilate_equals_a_max_pool_over_the_box(resolution: int, cells: int) -> N
 
     torch.manual_seed(0)
     occupied = torch.rand(3, resolution, resolution, resolution) < 0.03
-    expected = torch.nn.functional.max_pool3d(occupied[:, None].float(), 2 * cells + 1, stride=1, padding=cells)[:, 0] > 0
+    expected = (
+        torch.nn.functional.max_pool3d(occupied[:, None].float(), 2 * cells + 1, stride=1, padding=cells)[:, 0] > 0
+    )
     assert occupied.any()
     assert torch.equal(dilate(occupied, cells), expected)

@@ -16,8 +16,18 @@ from conftest import small_config
 from PIL import Image
 
 from hypnerf_ns.data.meshes import RenderOptions
-from hypnerf_ns.data.procedural import INSTALL, Procedural, check_installed, check_style, index_entry, object_id, recolour
+from hypnerf_ns.data.procedural import (
+    INSTALL,
+    Procedural,
+    check_installed,
+    check_style,
+    index_entry,
+    object_id,
+    recolour,
+)
 from hypnerf_ns.errors import HypnerfError
+
+pytestmark = pytest.mark.slow
 
 INSTALLED = importlib.util.find_spec("bpy") is not None and importlib.util.find_spec("infinigen") is not None
 needs_infinigen = pytest.mark.skipif(not INSTALLED, reason=f"Infinigen is not installed (optional extra): {INSTALL}")
@@ -60,7 +70,7 @@ def test_objects_json_credits_infinigen(chairs: Path) -> None:
     listing = json.loads((chairs / "objects.json").read_text())
     assert listing["category"] == "chair"
     assert [o["id"] for o in listing["objects"]] == [object_id("chair", s) for s in SEEDS]
-    for entry, seed in zip(listing["objects"], SEEDS):
+    for entry, seed in zip(listing["objects"], SEEDS, strict=True):
         assert entry["seed"] == seed and entry["generator"] == "infinigen 1.15.5" and entry["frame"] == "z-up, front -y"
         assert "recoloured" in entry["colours"]
         assert entry["factory"].endswith("Factory") and entry["source"].endswith(entry["factory"])
@@ -88,7 +98,9 @@ def test_a_root_made_in_an_old_style_is_not_resumed(tmp_path: Path, old_key: str
     root.mkdir()
     entry = {k: v for k, v in index_entry("chair", 0).items() if k != old_key}
     (root / "objects.json").write_text(json.dumps({"category": "chair", "objects": [entry]}))
-    with pytest.raises(HypnerfError, match=f"objects.json: objects made by an older hypnerf-ns \\({old_key}: not recorded"):
+    with pytest.raises(
+        HypnerfError, match=f"objects.json: objects made by an older hypnerf-ns \\({old_key}: not recorded"
+    ):
         check_style(root / "objects.json")
     (root / "objects.json").write_text(json.dumps({"category": "chair", "objects": [index_entry("chair", 0)]}))
     check_style(root / "objects.json")
@@ -150,7 +162,9 @@ def test_category_loads_and_trains(chairs: Path, tmp_path: Path) -> None:
 
 def test_without_infinigen_one_line_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("bpy", "infinigen") else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in ("bpy", "infinigen") else real_find_spec(name, *a)
+    )
     with pytest.raises(HypnerfError) as caught:
         check_installed()
     assert "\n" not in str(caught.value) and 'pip install -e ".[procedural]"' in str(caught.value)

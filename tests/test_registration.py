@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.slow
 
 
 def test_ns_train_lists_hyp_nerf_with_description() -> None:
@@ -37,7 +40,8 @@ def test_importing_the_plugin_changes_no_global_state() -> None:
     state = "(dict(os.environ), list(warnings.filters), list(s.get_safe_globals()), torch.random.get_rng_state())"
     code = (
         "import os, warnings, torch, torch.serialization as s; "
-        "import nerfstudio.engine.trainer, nerfstudio.pipelines.base_pipeline, nerfstudio.models.base_model, nerfstudio.viewer.viewer_elements, "
+        "import nerfstudio.engine.trainer, nerfstudio.pipelines.base_pipeline, nerfstudio.models.base_model, "
+        "nerfstudio.viewer.viewer_elements, "
         "nerfstudio.data.datamanagers.base_datamanager, nerfstudio.utils.eval_utils, nerfacc, torchmetrics; "
         f"before = {state}; import method_configs, hypnerf_ns.cli; after = {state}; "
         "assert before[:3] == after[:3] and torch.equal(before[3], after[3]), [before[k] == after[k] for k in range(3)]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from hypnerf_ns.cli import entrypoint
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.lib.views import load_posed_pixels
 from hypnerf_ns.tasks.retrieval import TRUNCATION, occlude, robust_errors
+
+pytestmark = pytest.mark.slow
 
 SCALE = 0.25  # the trained fixture's image scale (32 px)
 
@@ -49,8 +52,24 @@ def test_retrieve_command_ranks_the_queried_object_first(trained, three_chairs: 
     for object_id in model.object_ids:
         capsys.readouterr()
         # A training view: the fixture prior (200 steps on box chairs) is too young to tell them apart from novel views.
-        entrypoint(["retrieve", "--load-config", config_file, "--camera", str(three_chairs / object_id / "transforms_train.json"), "--frame", "2", "--top", "3"])
-        rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│") and any(o in line for o in model.object_ids)]
+        entrypoint(
+            [
+                "retrieve",
+                "--load-config",
+                config_file,
+                "--camera",
+                str(three_chairs / object_id / "transforms_train.json"),
+                "--frame",
+                "2",
+                "--top",
+                "3",
+            ]
+        )
+        rows = [
+            line
+            for line in capsys.readouterr().out.splitlines()
+            if line.startswith("│") and any(o in line for o in model.object_ids)
+        ]
         assert len(rows) == 3 and object_id in rows[0], rows
 
     # A query image given separately (here the frame's own view on a grey background, RGB only).
@@ -60,21 +79,59 @@ def test_retrieve_command_ranks_the_queried_object_first(trained, three_chairs: 
     grey = (rgba[..., :3] * rgba[..., 3:] + 0.8 * (1 - rgba[..., 3:])).numpy()
     Image.fromarray((grey * 255).round().astype(np.uint8)).save(tmp_path / "photo.png")
     capsys.readouterr()
-    entrypoint(["retrieve", "--load-config", config_file, "--camera", str(three_chairs / object_id / "transforms_train.json"), "--frame", "2", "--image", str(tmp_path / "photo.png")])
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│") and any(o in line for o in model.object_ids)]
+    entrypoint(
+        [
+            "retrieve",
+            "--load-config",
+            config_file,
+            "--camera",
+            str(three_chairs / object_id / "transforms_train.json"),
+            "--frame",
+            "2",
+            "--image",
+            str(tmp_path / "photo.png"),
+        ]
+    )
+    rows = [
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("│") and any(o in line for o in model.object_ids)
+    ]
     assert object_id in rows[0], rows
 
-    with pytest.raises(InputError, match="cameras.json: expected a transforms_<split>.json file"):
+    with pytest.raises(InputError, match=re.escape("cameras.json: expected a transforms_<split>.json file")):
         entrypoint(["retrieve", "--load-config", config_file, "--camera", str(tmp_path / "cameras.json")])
-    with pytest.raises(InputError, match="missing.png: no such image"):
-        entrypoint(["retrieve", "--load-config", config_file, "--camera", str(three_chairs / object_id / "transforms_test.json"), "--image", str(tmp_path / "missing.png")])
+    with pytest.raises(InputError, match=re.escape("missing.png: no such image")):
+        entrypoint(
+            [
+                "retrieve",
+                "--load-config",
+                config_file,
+                "--camera",
+                str(three_chairs / object_id / "transforms_test.json"),
+                "--image",
+                str(tmp_path / "missing.png"),
+            ]
+        )
 
 
 def test_eval_reconstruction_reports_quality_and_bytes(trained, three_chairs: Path, tmp_path: Path) -> None:
     config, trainer, _ = trained
     model = trainer.pipeline.model
     output = tmp_path / "reconstruction.json"
-    entrypoint(["eval", "--load-config", str(config.get_base_dir() / "config.yml"), "--data", str(three_chairs), "--task", "reconstruction", "--output", str(output)])
+    entrypoint(
+        [
+            "eval",
+            "--load-config",
+            str(config.get_base_dir() / "config.yml"),
+            "--data",
+            str(three_chairs),
+            "--task",
+            "reconstruction",
+            "--output",
+            str(output),
+        ]
+    )
     report = json.loads(output.read_text())
     assert report["task"] == "reconstruction" and report["seconds"] > 0 and report["hypernetwork_bytes"] > 0
     assert sorted(report["objects"]) == sorted(model.object_ids)
@@ -90,7 +147,21 @@ def test_eval_retrieval_reports_top_k_clean_and_occluded(trained, three_chairs: 
     config, trainer, _ = trained
     model = trainer.pipeline.model
     output = tmp_path / "retrieval.json"
-    entrypoint(["eval", "--load-config", str(config.get_base_dir() / "config.yml"), "--data", str(three_chairs), "--task", "retrieval", "--output", str(output), "--pixels", "512"])
+    entrypoint(
+        [
+            "eval",
+            "--load-config",
+            str(config.get_base_dir() / "config.yml"),
+            "--data",
+            str(three_chairs),
+            "--task",
+            "retrieval",
+            "--output",
+            str(output),
+            "--pixels",
+            "512",
+        ]
+    )
     report = json.loads(output.read_text())
     assert report["task"] == "retrieval" and sorted(report["objects"]) == sorted(model.object_ids)
     for method in ("prior", "pixel-nn"):

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hypnerf_ns.native import environment_bin
+
+pytestmark = pytest.mark.slow
 
 HYPNERF_NS = str(Path(sys.executable).parent / "hypnerf-ns")
 

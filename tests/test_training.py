@@ -12,6 +12,13 @@ import torch
 from conftest import STEPS
 from nerfstudio.utils.eval_utils import eval_setup
 
+from hypnerf_ns.lib.prior import object_codes
+from hypnerf_ns.lib.rendering import render_pixels
+from hypnerf_ns.lib.views import pixels_of
+from hypnerf_ns.nerf.rendering import render_rays
+
+pytestmark = pytest.mark.slow
+
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(-10 * torch.log10(torch.mean((a - b) ** 2)))
@@ -67,7 +74,9 @@ def test_ns_train_checkpoints_and_resumes(three_chairs: Path, tmp_path: Path) ->
         "--pipeline.datamanager.train-num-rays-per-batch", "512", "--steps-per-save", "5",
         "--timestamp", "run", "--experiment-name", "chairs",
     ]  # fmt: skip
-    first = subprocess.run([ns_train, "hyp-nerf", *common, "--max-num-iterations", "6"], capture_output=True, text=True, timeout=600)
+    first = subprocess.run(
+        [ns_train, "hyp-nerf", *common, "--max-num-iterations", "6"], capture_output=True, text=True, timeout=600
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     models = tmp_path / "chairs" / "hyp-nerf" / "run" / "nerfstudio_models"
     assert (models / "step-000000005.ckpt").is_file()
@@ -107,6 +116,23 @@ def test_viewer_controls_pick_and_blend_objects(trained, shown_model) -> None:
     assert torch.equal(viewer_render(ids[0], ids[2], 1.0, 1.0), other)
 
 
+def test_viewer_image_equals_the_tools_render(trained, shown_model) -> None:
+    """The viewer's image of an object (rays without an object, the controls' pick) equals what the
+    tools (`hypnerf-ns render`, eval, inversion: `lib.rendering`) render of it from the same camera."""
+    _, trainer, _ = trained
+    model = shown_model
+    camera = trainer.pipeline.datamanager.eval_dataset.cameras[3:4].to(model.device)
+    camera.metadata = None
+    pixels = pixels_of(camera, None, model.device)
+    for object_id in model.object_ids[:2]:
+        model.controls.viewer_object.value = object_id
+        with torch.no_grad():
+            viewer = model.get_outputs_for_camera(camera)["rgb"].reshape(-1, 3)
+        tool = render_pixels(model, model.hypernetwork(object_codes(model, object_id)), pixels)
+        assert float((viewer - 1.0).abs().mean()) > 0.05, "the object is in view"
+        torch.testing.assert_close(viewer, tool, rtol=0, atol=1e-5)
+
+
 def test_rays_through_empty_space_render_background(trained, shown_model) -> None:
     """A batch in which no sample survives the occupancy grids renders plain background."""
     _, trainer, _ = trained
@@ -117,7 +143,10 @@ def test_rays_through_empty_space_render_background(trained, shown_model) -> Non
     params = model.hypernetwork(model.codebook(objects, sample=False))
     empty = torch.zeros(1, *model.occupancy.occupied().shape[1:], dtype=torch.bool)
     with torch.no_grad():
-        outputs = model.render(rays.origins, rays.directions, params, torch.zeros(len(rays), dtype=torch.long), empty, background="white", jitter=False, normals=False)
+        slot = torch.zeros(len(rays), dtype=torch.long)
+        outputs = render_rays(
+            model.field, params, rays.origins, rays.directions, slot, empty, step_size=model.config.render_step_size
+        )
     assert torch.equal(outputs["accumulation"], torch.zeros_like(outputs["accumulation"]))
     assert torch.allclose(outputs["rgb"], torch.ones_like(outputs["rgb"]))
 

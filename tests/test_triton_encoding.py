@@ -48,7 +48,8 @@ torch.save({"out": out.detach(), "grad_x": grad_x, "grad_tables": grad_tables, "
 
 @pytest.fixture(scope="module")
 def inputs() -> dict:
-    """300 points of 3 objects, some outside [0, 1]^3 and some exactly on its faces, with tables and an output gradient."""
+    """300 points of 3 objects, some outside [0, 1]^3 and some exactly on its faces, with tables and an output
+    gradient."""
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(300, 3, generator=generator) * 1.2 - 0.1
     x[:10, 0] = 1.0
@@ -154,10 +155,14 @@ triton_encoding.hash_encode_triton = lambda *args: calls.append(1) or kernels(*a
 triton_loss, triton_grads = step()
 field.hash_encode = hash_encode_reference
 reference_loss, reference_grads = step()
-torch.save({"calls": len(calls), "losses": (triton_loss, reference_loss), "grads": (triton_grads, reference_grads)}, sys.argv[2])
+torch.save(
+    {"calls": len(calls), "losses": (triton_loss, reference_loss), "grads": (triton_grads, reference_grads)},
+    sys.argv[2],
+)
 """
 
 
+@pytest.mark.slow
 def test_triton_path_runs_a_whole_training_step(two_box_chairs: Path, tmp_path: Path) -> None:
     result_path = tmp_path / "step.pt"
     done = subprocess.run(

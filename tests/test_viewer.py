@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import io
 import time
-from typing import Any, Dict, List, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import numpy as np
 import pytest
 from PIL import Image
+
+pytestmark = pytest.mark.slow
 
 SCALE = 10.0  # nerfstudio's viewer shows the world 10x larger (VISER_NERFSTUDIO_SCALE_RATIO)
 
@@ -31,9 +34,9 @@ class ViserClient:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1.0)
-        self.gui: Dict[str, Dict[str, Any]] = {}  # label -> the element's latest state
+        self.gui: dict[str, dict[str, Any]] = {}  # label -> the element's latest state
 
-    def receive(self, seconds: float) -> List[np.ndarray]:
+    def receive(self, seconds: float) -> list[np.ndarray]:
         """Handle messages for `seconds`; the frames [H, W, 3] uint8 that arrived, in order."""
         frames = []
         deadline = time.monotonic() + seconds
@@ -90,8 +93,14 @@ class ViserClient:
         right = np.cross(forward, [0.0, 0.0, 1.0])
         right /= np.linalg.norm(right)
         down = np.cross(forward, right)
-        wxyz = transforms.SO3.from_matrix(np.stack([right, down, forward], axis=1)).wxyz  # OpenCV: x right, y down, z forward
-        self.send(ViewerCameraMessage(tuple(map(float, wxyz)), tuple(map(float, eye * SCALE)), fov, 1.0, (0.0, 0.0, 0.0), (0.0, 0.0, 1.0)))
+        wxyz = transforms.SO3.from_matrix(
+            np.stack([right, down, forward], axis=1)
+        ).wxyz  # OpenCV: x right, y down, z forward
+        self.send(
+            ViewerCameraMessage(
+                tuple(map(float, wxyz)), tuple(map(float, eye * SCALE)), fov, 1.0, (0.0, 0.0, 0.0), (0.0, 0.0, 1.0)
+            )
+        )
 
     def close(self) -> None:
         self.socket.close()

@@ -17,19 +17,28 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Chromium on a closed network: no background connections, no sandbox (CI runs as root).
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 CONTROLS = ("Object", "Blend with", "Sample a new object", "Latent file", "Text")
 
 
-def canvas(page) -> np.ndarray:  # noqa: ANN001
+def canvas(page) -> np.ndarray:
     """The 3D canvas as the user sees it, [H, W, 3] float."""
     shot = page.locator("canvas").first.screenshot()
     return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(float)
 
 
-def wait_for_render(page, seconds: float = 180.0) -> None:  # noqa: ANN001
+def wait_for_render(page, seconds: float = 180.0) -> None:
     """Until the panel reports a rendered resolution (the first frame has arrived)."""
     deadline = time.monotonic() + seconds
     while "Resolution: 0x0px" in page.get_by_text("Resolution").first.inner_text():
@@ -37,7 +46,7 @@ def wait_for_render(page, seconds: float = 180.0) -> None:  # noqa: ANN001
         time.sleep(1.0)
 
 
-def settled(page, seconds: float = 4.0, limit: float = 120.0) -> np.ndarray:  # noqa: ANN001
+def settled(page, seconds: float = 4.0, limit: float = 120.0) -> np.ndarray:
     """The canvas once it stops changing (the server refines a frame after a change)."""
     deadline = time.monotonic() + limit
     previous = canvas(page)

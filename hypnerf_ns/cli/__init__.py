@@ -3,7 +3,8 @@
     hypnerf-ns data meshes|furniture|procedural|merge|srn|abo|check|captions ...
     hypnerf-ns invert --load-config CFG --data OBJECT_DIR --views 0 [3 7 ...]
     hypnerf-ns retrieve --load-config CFG --camera OBJECT_DIR/transforms_test.json --frame 3 [--image IMG]
-    hypnerf-ns eval --load-config CFG --data ROOT --task generalization|reconstruction|retrieval|text --output FILE.json [--finetune]
+    hypnerf-ns eval --load-config CFG --data ROOT --task generalization|reconstruction|retrieval|text \\
+        --output FILE.json [--finetune]
     hypnerf-ns encoder train --load-config CFG
     hypnerf-ns denoiser train --load-config CFG
     hypnerf-ns finetune --load-config CFG (--latent FILE | --object ID)
@@ -25,12 +26,11 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
-from typing import Dict, List, Optional, Tuple, Union
 
-Target = Union[str, Dict[str, str]]
+Target = str | dict[str, str]
 """A verb: "module:Class", or sub-verb -> "module:Class"."""
 
-VERBS: Dict[str, Tuple[Target, str]] = {
+VERBS: dict[str, tuple[Target, str]] = {
     "data": (
         {
             "meshes": "hypnerf_ns.data.meshes:Meshes",
@@ -44,26 +44,63 @@ VERBS: Dict[str, Tuple[Target, str]] = {
         },
         "make, convert and check category datasets",
     ),
-    "invert": ("hypnerf_ns.cli.invert:Invert", "fit a trained prior to posed views of a new object: latent file + renders"),
+    "invert": (
+        "hypnerf_ns.cli.invert:Invert",
+        "fit a trained prior to posed views of a new object: latent file + renders",
+    ),
     "retrieve": ("hypnerf_ns.cli.retrieve:Retrieve", "rank a trained prior's objects for a posed query image"),
-    "encoder": ({"train": "hypnerf_ns.cli.encoder:TrainEncoder"}, "train a prior's image encoder (views -> codes; the start of inversion)"),
-    "denoiser": ({"train": "hypnerf_ns.cli.denoiser:TrainDenoiser"}, "train a prior's denoiser (for finetune) on renders of its training objects"),
-    "finetune": ("hypnerf_ns.cli.finetune:Finetune", "denoise-and-finetune the NeRF of a latent file or training object: a standalone NeRF file"),
-    "select": ("hypnerf_ns.cli.select:Select", "write a config that makes ns-export, ns-render and ns-viewer show one object, latent or finetuned NeRF"),
-    "export": ({"mesh": "hypnerf_ns.cli.export:ExportMesh"}, "export an object straight from its generated NeRF (mesh: marching cubes on the density)"),
+    "encoder": (
+        {"train": "hypnerf_ns.cli.encoder:TrainEncoder"},
+        "train a prior's image encoder (views -> codes; the start of inversion)",
+    ),
+    "denoiser": (
+        {"train": "hypnerf_ns.cli.denoiser:TrainDenoiser"},
+        "train a prior's denoiser (for finetune) on renders of its training objects",
+    ),
+    "finetune": (
+        "hypnerf_ns.cli.finetune:Finetune",
+        "denoise-and-finetune the NeRF of a latent file or training object: a standalone NeRF file",
+    ),
+    "select": (
+        "hypnerf_ns.cli.select:Select",
+        "write a config that makes ns-export, ns-render and ns-viewer show one object, latent or finetuned NeRF",
+    ),
+    "export": (
+        {"mesh": "hypnerf_ns.cli.export:ExportMesh"},
+        "export an object straight from its generated NeRF (mesh: marching cubes on the density)",
+    ),
     "render": (
-        {"turntable": "hypnerf_ns.cli.render:Turntable", "morph": "hypnerf_ns.cli.render:Morph", "sheet": "hypnerf_ns.cli.render:Sheet"},
+        {
+            "turntable": "hypnerf_ns.cli.render:Turntable",
+            "morph": "hypnerf_ns.cli.render:Morph",
+            "sheet": "hypnerf_ns.cli.render:Sheet",
+        },
         "turntable video of one object, morph video between two, contact sheet of objects or prior samples",
     ),
-    "text": ("hypnerf_ns.cli.text:Text", "generate an object from a text prompt (offline text encoder): latent file + turntable video"),
-    "eval": ("hypnerf_ns.cli.eval:Eval", "evaluate a trained prior: generalization, reconstruction (compression), retrieval or text"),
-    "setup": ("hypnerf_ns.cli.setup:Setup", "ffmpeg and libusb from pip where the system has none (ns-render, ns-export; no root needed)"),
+    "text": (
+        "hypnerf_ns.cli.text:Text",
+        "generate an object from a text prompt (offline text encoder): latent file + turntable video",
+    ),
+    "eval": (
+        "hypnerf_ns.cli.eval:Eval",
+        "evaluate a trained prior: generalization, reconstruction (compression), retrieval or text",
+    ),
+    "setup": (
+        "hypnerf_ns.cli.setup:Setup",
+        "ffmpeg and libusb from pip where the system has none (ns-render, ns-export; no root needed)",
+    ),
 }
 
 
 def usage() -> str:
     """Top-level help: the verbs and what they do."""
-    lines = ["usage: hypnerf-ns VERB [-h] ...", "", "HyP-NeRF category priors: the verbs nerfstudio has no command for.", "", "verbs:"]
+    lines = [
+        "usage: hypnerf-ns VERB [-h] ...",
+        "",
+        "HyP-NeRF category priors: the verbs nerfstudio has no command for.",
+        "",
+        "verbs:",
+    ]
     lines += [f"  {name:<10} {description}" for name, (_, description) in VERBS.items()]
     return "\n".join(lines)
 
@@ -80,7 +117,7 @@ def quiet_nerfstudio_warnings() -> None:
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
 
 
-def entrypoint(argv: Optional[List[str]] = None) -> None:
+def entrypoint(argv: list[str] | None = None) -> None:
     """Console-script entry point: `hypnerf-ns VERB ...`."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -97,9 +134,13 @@ def entrypoint(argv: Optional[List[str]] = None) -> None:
         tyro.extras.set_accent_color("bright_yellow")
         if isinstance(target, dict):  # a verb with sub-verbs
             commands = {name: command_class(sub) for name, sub in target.items()}
-            command = tyro.extras.subcommand_cli_from_dict(commands, args=argv[1:], prog=f"hypnerf-ns {argv[0]}", description=description)
+            command = tyro.extras.subcommand_cli_from_dict(
+                commands, args=argv[1:], prog=f"hypnerf-ns {argv[0]}", description=description
+            )
         else:
-            command = tyro.cli(command_class(target), args=argv[1:], prog=f"hypnerf-ns {argv[0]}", description=description)
+            command = tyro.cli(
+                command_class(target), args=argv[1:], prog=f"hypnerf-ns {argv[0]}", description=description
+            )
         command.main()
 
 

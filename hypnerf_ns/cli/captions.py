@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import tyro
 from rich.console import Console
@@ -23,8 +22,9 @@ class Captions:
 
     root: tyro.conf.Positional[Path]
     """Category folder (objects.json + one folder per object)."""
-    output: Optional[Path] = None
-    """JSON file to write: {id: {"attributes", "captions", "held_out"}}; copy edited captions into objects.json as "captions"."""
+    output: Path | None = None
+    """JSON file to write: {id: {"attributes", "captions", "held_out"}}; copy edited captions into objects.json as
+    "captions"."""
 
     def main(self) -> None:
         captions = category_captions(self.root)
@@ -33,9 +33,21 @@ class Captions:
             table.add_column(column)
         for item in captions:
             attributes = "; ".join(f"{k}: {v}" for k, v in item.attributes.items() if v)
-            table.add_row(item.object_id, attributes, item.training[1].text if len(item.training) > 1 else item.training[0].text, item.held_out[0] if item.held_out else "")
+            table.add_row(
+                item.object_id,
+                attributes,
+                item.training[1].text if len(item.training) > 1 else item.training[0].text,
+                item.held_out[0] if item.held_out else "",
+            )
         CONSOLE.print(table)
         if self.output is not None:
-            listing = {item.object_id: {"attributes": item.attributes, "captions": [c.text for c in item.training], "held_out": item.held_out} for item in captions}
+            listing = {
+                item.object_id: {
+                    "attributes": item.attributes,
+                    "captions": [c.text for c in item.training],
+                    "held_out": item.held_out,
+                }
+                for item in captions
+            }
             write_text_atomic(self.output, json.dumps(listing, indent=1) + "\n")
             CONSOLE.print(f"wrote {self.output}")

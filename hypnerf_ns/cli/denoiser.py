@@ -6,7 +6,6 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from rich.console import Console
 
@@ -37,7 +36,7 @@ class TrainDenoiser:
     search_pixels: int = 4096
     """Pixels of the input view on which each inversion scores every training code for its start
     (the search renders all of them: lower it for priors of thousands of objects)."""
-    max_objects: Optional[int] = None
+    max_objects: int | None = None
     """Use at most about this many training objects, evenly spaced over the prior's list (every k-th):
     each costs ~15 s of inversions, so a thousand-object prior would take hours."""
     validation_fraction: float = 0.1
@@ -54,25 +53,60 @@ class TrainDenoiser:
         with progress_bar(info=True) as progress:
             task = progress.add_task("rendering pairs", total=len(objects), info="")
             inputs, targets = training_pairs(
-                model, objects, scale, self.inversions_per_object, self.views_per_inversion, self.inversion_steps, self.seed, self.search_pixels, on_object=lambda: progress.advance(task)
+                model,
+                objects,
+                scale,
+                self.inversions_per_object,
+                self.views_per_inversion,
+                self.inversion_steps,
+                self.seed,
+                self.search_pixels,
+                on_object=lambda: progress.advance(task),
             )
-            held_out = max(1, round(len(objects) * self.validation_fraction)) * self.inversions_per_object * self.views_per_inversion if len(objects) > 1 else 0
+            held_out = (
+                max(1, round(len(objects) * self.validation_fraction))
+                * self.inversions_per_object
+                * self.views_per_inversion
+                if len(objects) > 1
+                else 0
+            )
             split = len(inputs) - held_out
             denoiser = Denoiser(self.width)
             task = progress.add_task("training", total=self.steps, info="")
             validation = (inputs[split:], targets[split:]) if held_out else None
             log = train_denoiser(
-                denoiser, inputs[:split], targets[:split], self.steps, self.batch_size, self.lr, self.seed, validation,
+                denoiser,
+                inputs[:split],
+                targets[:split],
+                self.steps,
+                self.batch_size,
+                self.lr,
+                self.seed,
+                validation,
                 on_step=lambda step, loss: progress.update(task, advance=1, info=f"L1 {loss:.4f}"),
             )
         report = {
-            "pairs": split, "held_out_pairs": held_out, "steps": self.steps, "first_loss": log.losses[0], "last_loss": log.losses[-1],
-            "validation_psnr": log.validation_psnr, "kept_step": log.kept_step, "seconds": time.perf_counter() - start_time,
+            "pairs": split,
+            "held_out_pairs": held_out,
+            "steps": self.steps,
+            "first_loss": log.losses[0],
+            "last_loss": log.losses[-1],
+            "validation_psnr": log.validation_psnr,
+            "kept_step": log.kept_step,
+            "seconds": time.perf_counter() - start_time,
         }
         path = prior.run_file(FILE_NAME)
         save_denoiser(denoiser, path, model.hypernetwork.fingerprint(), report)
-        CONSOLE.print(f"wrote {path} ({report['seconds']:.0f} s, training L1 {log.losses[0]:.4f} -> {log.losses[-1]:.4f})")
+        CONSOLE.print(
+            f"wrote {path} ({report['seconds']:.0f} s, training L1 {log.losses[0]:.4f} -> {log.losses[-1]:.4f})"
+        )
         if held_out:
             identity, kept = log.validation_psnr[0][1], dict(log.validation_psnr)[log.kept_step]
-            verdict = "the untrained identity is kept: it did not generalise" if log.kept_step == 0 else f"kept step {log.kept_step}"
-            CONSOLE.print(f"held-out objects ({held_out} pairs): renders {identity:.2f} dB -> denoised {kept:.2f} dB; {verdict}")
+            verdict = (
+                "the untrained identity is kept: it did not generalise"
+                if log.kept_step == 0
+                else f"kept step {log.kept_step}"
+            )
+            CONSOLE.print(
+                f"held-out objects ({held_out} pairs): renders {identity:.2f} dB -> denoised {kept:.2f} dB; {verdict}"
+            )

@@ -41,18 +41,39 @@ class TrainEncoder:
         torch.manual_seed(self.seed)
         with progress_bar(info=True) as progress:
             task = progress.add_task("reading views", total=len(folders), info="")
-            views = load_encoder_views(folders, prior.scale, self.size, self.views_per_object, self.seed, on_object=lambda: progress.advance(task))
+            views = load_encoder_views(
+                folders,
+                prior.scale,
+                self.size,
+                self.views_per_object,
+                self.seed,
+                on_object=lambda: progress.advance(task),
+            )
             encoder = ImageEncoder(model.config.shape_code_dim, model.config.color_code_dim, self.width, self.size)
             task = progress.add_task("training", total=self.steps, info="")
             log = train_encoder(
-                encoder, views, training_codes(model), self.steps, self.batch_size, self.lr, self.seed,
+                encoder,
+                views,
+                training_codes(model),
+                self.steps,
+                self.batch_size,
+                self.lr,
+                self.seed,
                 on_step=lambda step, loss: progress.update(task, advance=1, info=f"loss {loss:.3f}"),
             )
         report = {
-            "objects": len(folders), "views": len(views.objects), "steps": self.steps, "first_loss": log.losses[0], "last_loss": log.losses[-1],
-            "validation": log.validation, "seconds": time.perf_counter() - start_time,
+            "objects": len(folders),
+            "views": len(views.objects),
+            "steps": self.steps,
+            "first_loss": log.losses[0],
+            "last_loss": log.losses[-1],
+            "validation": log.validation,
+            "seconds": time.perf_counter() - start_time,
         }
         path = prior.run_file(FILE_NAME)
         save_encoder(encoder, path, model.hypernetwork, report)
         held = f"; held-out views {log.validation[-1][1]:.3f}" if log.validation else ""
-        CONSOLE.print(f"wrote {path} ({report['seconds']:.0f} s; loss {log.losses[0]:.3f} -> {log.losses[-1]:.3f}{held}; 1.0 = the mean code)")
+        CONSOLE.print(
+            f"wrote {path} ({report['seconds']:.0f} s; loss {log.losses[0]:.3f} -> {log.losses[-1]:.3f}{held}; "
+            "1.0 = the mean code)"
+        )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Literal, Optional, Tuple
+from typing import Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -21,7 +22,14 @@ from hypnerf_ns.tasks.denoise import FILE_NAME as DENOISER_FILE
 from hypnerf_ns.tasks.denoise import load_denoiser
 from hypnerf_ns.tasks.encoder import FILE_NAME as ENCODER_FILE
 from hypnerf_ns.tasks.encoder import load_encoder
-from hypnerf_ns.tasks.evaluation import BYTES_PER_FLOAT, Results, RetrievalEvaluator, generalization_of, mean_over, reconstruction_of
+from hypnerf_ns.tasks.evaluation import (
+    BYTES_PER_FLOAT,
+    Results,
+    RetrievalEvaluator,
+    generalization_of,
+    mean_over,
+    reconstruction_of,
+)
 from hypnerf_ns.tasks.inversion import refine_steps_for
 from hypnerf_ns.tasks.text import held_out_retrieval, text_mapping_for
 
@@ -40,11 +48,11 @@ class Eval:
     output: Path
     """JSON file to write (atomically)."""
     task: Literal["generalization", "reconstruction", "retrieval", "text"] = "generalization"
-    input_views: Tuple[int, ...] = (0,)
+    input_views: tuple[int, ...] = (0,)
     """generalization: indices (in transforms_train.json) of the views each unseen object is inverted from."""
     steps: int = 100
     """generalization: inversion steps per object."""
-    refine_steps: Optional[int] = None
+    refine_steps: int | None = None
     """generalization: steps of `refined` fitting the NeRF to the input views after inversion
     (tasks.inversion.refine); default `tasks.inversion.REFINE_STEPS_PER_VIEW` (400) per input view
     (before session 15's decaying learning rate, 600 steps overfit one view; from three, 900 gained
@@ -55,7 +63,8 @@ class Eval:
     finetune_steps: int = 300
     """generalization: steps of each finetune."""
     search_pixels: int = 4096
-    """generalization: input pixels on which `nearest` scores every training code (its cost grows with objects x pixels)."""
+    """generalization: input pixels on which `nearest` scores every training code (its cost grows with
+    objects x pixels)."""
     mirror: bool = False
     """generalization: add each input view's mirror image (x -> -x; objects face -y, so a left-right
     symmetric object looks the same in it) as one more input view, for every method."""
@@ -70,7 +79,7 @@ class Eval:
         listed = list_objects(self.data)
         seen = [o for o in listed if o.id in model.object_ids]
         unseen = [o for o in listed if o.id not in model.object_ids]
-        details: Dict[str, object] = {}
+        details: dict[str, object] = {}
         if self.task == "generalization":
             denoiser = load_denoiser(prior.run_file(DENOISER_FILE), model) if self.finetune else None
             finetune_steps = self.finetune_steps if self.finetune else None
@@ -79,14 +88,34 @@ class Eval:
             details["start"] = "encoder" if encoder is not None else "nearest"
             refine_steps = refine_steps_for(len(self.input_views), self.refine_steps)
             details["refine_steps"] = refine_steps
-            entries, evaluate = unseen, lambda e: generalization_of(
-                model, e.folder, self.input_views, scale, self.steps, refine_steps, finetune_steps, denoiser, encoder, self.search_pixels, self.mirror
+            entries, evaluate = (
+                unseen,
+                lambda e: generalization_of(
+                    model,
+                    e.folder,
+                    self.input_views,
+                    scale,
+                    self.steps,
+                    refine_steps,
+                    finetune_steps,
+                    denoiser,
+                    encoder,
+                    self.search_pixels,
+                    self.mirror,
+                ),
             )
             details["input_views"] = list(self.input_views)
             details["mirror"] = self.mirror
-            title = f"generalization from {len(self.input_views)} view(s), {len(unseen)} unseen objects (PSNR / SSIM on test views)"
+            title = (
+                f"generalization from {len(self.input_views)} view(s), {len(unseen)} unseen objects "
+                "(PSNR / SSIM on test views)"
+            )
             if not unseen:
-                raise InputError(self.data, "has no objects the prior was not trained on (train with --pipeline.datamanager.dataparser.holdout-every N)")
+                raise InputError(
+                    self.data,
+                    "has no objects the prior was not trained on "
+                    "(train with --pipeline.datamanager.dataparser.holdout-every N)",
+                )
         elif self.task == "reconstruction":
             entries, evaluate = seen, lambda e: reconstruction_of(model, e.folder, e.id, scale)
             details["hypernetwork_bytes"] = sum(p.numel() for p in model.hypernetwork.parameters()) * BYTES_PER_FLOAT
@@ -96,22 +125,35 @@ class Eval:
             captions = {item.object_id: item for item in category_captions(self.data, [o.id for o in seen])}
             codes = training_codes(model)
             entries, evaluate = seen, lambda e: held_out_retrieval(mapping, codes, captions[e.id], model.object_ids)
-            title = f"text retrieval among {model.codebook.num_objects} training objects, held-out captions of {len(seen)}"
+            title = (
+                f"text retrieval among {model.codebook.num_objects} training objects, held-out captions of {len(seen)}"
+            )
         else:
             entries = seen
             evaluator = RetrievalEvaluator(model, seen, scale, self.pixels, self.seed)
             evaluate = evaluator.of
             title = f"retrieval among {model.codebook.num_objects} training objects, queries: test views of {len(seen)}"
         if not entries:
-            raise InputError(self.data, f"has none of the {model.codebook.num_objects} objects this prior was trained on")
+            raise InputError(
+                self.data, f"has none of the {model.codebook.num_objects} objects this prior was trained on"
+            )
         objects = dict(self._run(entries, evaluate))
         mean = mean_over(objects)
-        report = {"task": self.task, "checkpoint": str(self.load_config), **details, "objects": objects, "mean": mean, "seconds": time.perf_counter() - start_time}
+        report = {
+            "task": self.task,
+            "checkpoint": str(self.load_config),
+            **details,
+            "objects": objects,
+            "mean": mean,
+            "seconds": time.perf_counter() - start_time,
+        }
         write_text_atomic(self.output, json.dumps(report, indent=1) + "\n")
         CONSOLE.print(summary_table(title, objects, mean))
         CONSOLE.print(f"wrote {self.output} ({report['seconds']:.0f} s)")
 
-    def _run(self, entries: List[ObjectEntry], evaluate: Callable[[ObjectEntry], Results]) -> Iterator[Tuple[str, Results]]:
+    def _run(
+        self, entries: list[ObjectEntry], evaluate: Callable[[ObjectEntry], Results]
+    ) -> Iterator[tuple[str, Results]]:
         with progress_bar() as progress:
             task = progress.add_task(self.task, total=len(entries))
             for entry in entries:
@@ -119,7 +161,7 @@ class Eval:
                 progress.advance(task)
 
 
-def summary_table(title: str, objects: Dict[str, Results], mean: Results) -> Table:
+def summary_table(title: str, objects: dict[str, Results], mean: Results) -> Table:
     """One row per object (and the mean), one column per method and metric."""
     table = Table(title=title)
     table.add_column("object")
@@ -127,5 +169,7 @@ def summary_table(title: str, objects: Dict[str, Results], mean: Results) -> Tab
     for method, metric in keys:
         table.add_column(f"{method}\n{metric}", justify="right")
     for object_id, result in [*objects.items(), ("mean", mean)]:
-        table.add_row(object_id, *(f"{result[m][k]:.3f}" if abs(result[m][k]) < 100 else f"{result[m][k]:.0f}" for m, k in keys))
+        table.add_row(
+            object_id, *(f"{result[m][k]:.3f}" if abs(result[m][k]) < 100 else f"{result[m][k]:.0f}" for m, k in keys)
+        )
     return table

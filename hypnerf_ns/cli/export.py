@@ -43,5 +43,6 @@ class ExportMesh:
             mesh.export(temporary)
         CONSOLE.print(
             f"wrote {self.output}: {name}, {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, "
-            f"watertight {mesh.is_watertight} ({time.perf_counter() - start_time:.1f} s)", soft_wrap=True,
+            f"watertight {mesh.is_watertight} ({time.perf_counter() - start_time:.1f} s)",
+            soft_wrap=True,
         )

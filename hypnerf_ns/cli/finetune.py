@@ -6,7 +6,6 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
 
 import torch
 from rich.console import Console
@@ -34,22 +33,24 @@ class Finetune:
 
     load_config: Path
     """config.yml of a trained hyp-nerf (with its denoiser: `hypnerf-ns denoiser train`)."""
-    latent: Optional[Path] = None
+    latent: Path | None = None
     """Latent file from `hypnerf-ns invert`; its input views are used unless --views is given."""
-    object: Optional[str] = None
+    object: str | None = None
     """Or: a training object's id (its generated NeRF, sharpened; no input views unless --views)."""
-    data: Optional[Path] = None
-    """The object's folder, for input views and test views (default: the latent's source or the training object's folder)."""
-    views: Optional[Tuple[int, ...]] = None
+    data: Path | None = None
+    """The object's folder, for input views and test views (default: the latent's source or the training object's
+    folder)."""
+    views: tuple[int, ...] | None = None
     """Input views (transforms_train.json indices); default: the latent's inputs, none for --object."""
-    output: Optional[Path] = None
+    output: Path | None = None
     """Where to write nerf.pt, metrics.json and renders/ (default: finetuned/<name>)."""
     num_views: int = ORBIT_VIEWS
     """Views rendered around the object and denoised."""
-    refine_steps: Optional[int] = None
+    refine_steps: int | None = None
     """First fit the NeRF to the input views through the hypernetwork for this many steps (default
     400 per input view: tasks.inversion.refine, eval's `refined`), and finetune that; 0, or no input
-    views: finetune the codes' NeRF. Measured from refined: 0.75 dB better and more consistent (docs/using-a-prior.md)."""
+    views: finetune the codes' NeRF. Measured from refined: 0.75 dB better and more consistent
+    (docs/using-a-prior.md)."""
     steps: int = 300
     """Fitting steps (1024 rays each)."""
     input_share: float = 0.5
@@ -89,16 +90,35 @@ class Finetune:
             with loss_bar("refining the NeRF", refine_steps) as on_step:
                 starts["refined"] = refine(model, inputs, codes, steps=refine_steps, seed=self.seed, on_step=on_step)
         start = starts.get("refined", starts["generated"])
-        targets = denoised_views(model, start, denoiser, orbit_like(folder, views[0] if views else 0, prior.scale, self.num_views))
+        targets = denoised_views(
+            model, start, denoiser, orbit_like(folder, views[0] if views else 0, prior.scale, self.num_views)
+        )
         with CONSOLE.status(f"finetuning {name} ({self.steps} steps)"):
-            params = finetune(model, start, targets, inputs, self.steps, self.input_share, self.consistency_weight, self.lr, seed=self.seed)
+            params = finetune(
+                model,
+                start,
+                targets,
+                inputs,
+                self.steps,
+                self.input_share,
+                self.consistency_weight,
+                self.lr,
+                seed=self.seed,
+            )
         seconds = time.perf_counter() - start_time
         output = self.output if self.output is not None else Path("finetuned") / name
         source = {
-            "data": str(folder), "views": list(views), "latent": str(self.latent or ""), "object": self.object or "", "denoiser": denoiser is not None,
-            "mirror": self.mirror, "refine_steps": refine_steps if "refined" in starts else 0,
+            "data": str(folder),
+            "views": list(views),
+            "latent": str(self.latent or ""),
+            "object": self.object or "",
+            "denoiser": denoiser is not None,
+            "mirror": self.mirror,
+            "refine_steps": refine_steps if "refined" in starts else 0,
         }
-        FinetunedNeRF(params, model.hypernetwork.fingerprint(), str(self.load_config), name, source).save(output / "nerf.pt")
+        FinetunedNeRF(params, model.hypernetwork.fingerprint(), str(self.load_config), name, source).save(
+            output / "nerf.pt"
+        )
         metrics = {"object": name, "views": list(views), "seconds": seconds}
         if (folder / "transforms_test.json").is_file():
             test = load_posed_pixels(folder, "test", None, prior.scale, model.device)
@@ -107,5 +127,11 @@ class Finetune:
                 metrics[method] = {**scores, "see_through": consistency(model, method_params, test)}
             write_renders(rgb, test.size, output / "renders")
         write_text_atomic(output / "metrics.json", json.dumps(metrics, indent=1) + "\n")
-        summary = "; ".join(f"{m}: {metrics[m]['psnr']:.2f} dB, SSIM {metrics[m]['ssim']:.3f}" for m in (*starts, "finetuned") if m in metrics)
-        CONSOLE.print(f"wrote {output / 'nerf.pt'} in {seconds:.0f} s" + (f" (test views: {summary})" if summary else ""))
+        summary = "; ".join(
+            f"{m}: {metrics[m]['psnr']:.2f} dB, SSIM {metrics[m]['ssim']:.3f}"
+            for m in (*starts, "finetuned")
+            if m in metrics
+        )
+        CONSOLE.print(
+            f"wrote {output / 'nerf.pt'} in {seconds:.0f} s" + (f" (test views: {summary})" if summary else "")
+        )

@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional, Tuple
+from typing import Literal
 
 import torch
 from rich.console import Console
@@ -34,9 +34,9 @@ class Invert:
     """config.yml of a trained hyp-nerf (outputs/<experiment>/hyp-nerf/<timestamp>/config.yml)."""
     data: Path
     """The object's folder (nerf-synthetic: transforms_train.json, optional transforms_test.json)."""
-    views: Tuple[int, ...] = (0,)
+    views: tuple[int, ...] = (0,)
     """Indices of the input views in transforms_train.json."""
-    output: Optional[Path] = None
+    output: Path | None = None
     """Where to write latent.pt, metrics.json and renders/ (default: inversions/<object>)."""
     steps: int = 200
     """Optimisation steps (1024 random input pixels each)."""
@@ -69,19 +69,43 @@ class Invert:
             start_name = ranking[0][0]
             CONSOLE.print("best starting codes: " + ", ".join(f"{name} ({error:.4f})" for name, error in ranking[:3]))
         with loss_bar("inverting", self.steps) as on_step:
-            codes = invert(model, pixels, start, self.steps, lr=self.lr, prior_weight=self.prior_weight, seed=self.seed, on_step=on_step)
+            codes = invert(
+                model,
+                pixels,
+                start,
+                self.steps,
+                lr=self.lr,
+                prior_weight=self.prior_weight,
+                seed=self.seed,
+                on_step=on_step,
+            )
         source = {"data": str(self.data), "split": "train", "views": list(self.views), "mirror": self.mirror}
-        Latent(codes, model.hypernetwork.fingerprint(), str(self.load_config), self.data.name, source).save(output / "latent.pt")
+        Latent(codes, model.hypernetwork.fingerprint(), str(self.load_config), self.data.name, source).save(
+            output / "latent.pt"
+        )
         written = [output / "latent.pt"]
         with torch.no_grad():
             params = model.hypernetwork(codes)
         if self.refine_steps > 0:
             with loss_bar("refining the NeRF", self.refine_steps) as on_step:
                 params = refine(model, pixels, codes, steps=self.refine_steps, seed=self.seed, on_step=on_step)
-            FinetunedNeRF(params, model.hypernetwork.fingerprint(), str(self.load_config), self.data.name, {**source, "refine_steps": self.refine_steps}).save(output / "nerf.pt")
+            FinetunedNeRF(
+                params,
+                model.hypernetwork.fingerprint(),
+                str(self.load_config),
+                self.data.name,
+                {**source, "refine_steps": self.refine_steps},
+            ).save(output / "nerf.pt")
             written.append(output / "nerf.pt")
         seconds = time.perf_counter() - start_time
-        metrics = {"object": self.data.name, "views": list(self.views), "mirror": self.mirror, "refine_steps": self.refine_steps, "seconds": seconds, "start": start_name}
+        metrics = {
+            "object": self.data.name,
+            "views": list(self.views),
+            "mirror": self.mirror,
+            "refine_steps": self.refine_steps,
+            "seconds": seconds,
+            "start": start_name,
+        }
         if (self.data / "transforms_test.json").is_file():
             test = load_posed_pixels(self.data, "test", None, scale, model.device)
             scores, rgb = score_nerf(model, params, test)

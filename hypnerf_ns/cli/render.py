@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Tuple
+from typing import Literal
 
 import torch
 import tyro
@@ -67,7 +67,11 @@ class Morph:
 
         def params_of_frame(k: int) -> NeRFParams:
             t = k / max(self.video.frames - 1, 1)
-            return model.hypernetwork(first.lerp(last, t if self.blend in ("both", "shape") else 0.0, t if self.blend in ("both", "colour") else 0.0))
+            return model.hypernetwork(
+                first.lerp(
+                    last, t if self.blend in ("both", "shape") else 0.0, t if self.blend in ("both", "colour") else 0.0
+                )
+            )
 
         write_turntable(prior, params_of_frame, self.video, self.output, f"morph {self.start} -> {self.end}")
 
@@ -78,7 +82,7 @@ class Sheet:
 
     load_config: Path
     output: Path
-    objects: Tuple[str, ...] = ()
+    objects: tuple[str, ...] = ()
     """Training object ids; default: all of them (unless --samples)."""
     samples: int = 0
     """Instead: this many new objects sampled from the prior (`Codebook.blends`)."""

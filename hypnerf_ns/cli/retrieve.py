@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 from rich.console import Console
@@ -28,7 +27,7 @@ class Retrieve:
     """A nerf-synthetic transforms file (e.g. OBJECT/transforms_test.json) holding the query's camera."""
     frame: int = 0
     """Which frame of `camera` the query was taken from."""
-    image: Optional[Path] = None
+    image: Path | None = None
     """The query image (default: that frame's own image). RGBA is composited on white; RGB is used as is."""
     top: int = 5
     """How many objects to print."""

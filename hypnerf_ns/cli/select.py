@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import tyro
 import yaml
@@ -33,7 +32,7 @@ class Select:
     load_config: Path
     """config.yml of a trained hyp-nerf."""
     nerf: tyro.conf.OmitArgPrefixes[NeRFChoice] = field(default_factory=NeRFChoice)
-    output: Optional[Path] = None
+    output: Path | None = None
     """The derived config (default: config-<name>.yml next to --load-config)."""
 
     def main(self) -> None:

@@ -6,7 +6,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 import tyro
@@ -34,14 +33,15 @@ class Text:
     """What to generate, e.g. "a green wooden stool"."""
     load_config: Path
     """config.yml of a trained hyp-nerf."""
-    output: Optional[Path] = None
+    output: Path | None = None
     """Folder for latent.pt, turntable.mp4 and text.json (default: text/<prompt> next to --load-config)."""
-    colour: Optional[str] = None
+    colour: str | None = None
     """Take the colour from this phrase instead of the prompt (e.g. "red"); the shape stays the prompt's."""
     retrain: bool = False
     """Train the text mapping again even if <run>/text.pt exists."""
-    clip: Optional[Path] = None
-    """Optional: a local CLIP folder (Hugging Face layout); the codes are then optimised so that renders match the prompt under CLIP."""
+    clip: Path | None = None
+    """Optional: a local CLIP folder (Hugging Face layout); the codes are then optimised so that renders match the
+    prompt under CLIP."""
     clip_steps: int = 50
     clip_views: int = 4
     """Renders per CLIP step, around the object."""
@@ -60,18 +60,45 @@ class Text:
             codes = mapping(shape_text, color_text)
         nearest = rank_objects(mapping, training_codes(model), shape_text, color_text)[0, :3]
         codes = Codes(codes.shape.to(model.device), codes.color.to(model.device))
-        summary = {"prompt": self.prompt, "colour": self.colour, "nearest_training_objects": [model.object_ids[i] for i in nearest.tolist()]}
+        summary = {
+            "prompt": self.prompt,
+            "colour": self.colour,
+            "nearest_training_objects": [model.object_ids[i] for i in nearest.tolist()],
+        }
         if self.clip is not None:
             clip = LocalCLIP.load(self.clip)
             reference, radius = category_cameras(prior, self.clip_resolution)
             with progress_bar() as bar:
                 task = bar.add_task(f"CLIP guidance ({self.clip_views} renders per step)", total=self.clip_steps)
                 cameras = guidance_cameras(reference, radius, self.clip_views)
-                codes, losses = clip_optimise(model, clip, self.prompt, codes, cameras, self.clip_steps, on_step=lambda step, loss: bar.update(task, completed=step))
-            summary["clip"] = {"folder": str(self.clip), "steps": self.clip_steps, "first_loss": losses[0], "last_loss": losses[-1]}
-        Latent(codes, model.hypernetwork.fingerprint(), str(self.load_config), slug, {"text": self.prompt, "colour": self.colour}).save(output / "latent.pt")
+                codes, losses = clip_optimise(
+                    model,
+                    clip,
+                    self.prompt,
+                    codes,
+                    cameras,
+                    self.clip_steps,
+                    on_step=lambda step, loss: bar.update(task, completed=step),
+                )
+            summary["clip"] = {
+                "folder": str(self.clip),
+                "steps": self.clip_steps,
+                "first_loss": losses[0],
+                "last_loss": losses[-1],
+            }
+        Latent(
+            codes,
+            model.hypernetwork.fingerprint(),
+            str(self.load_config),
+            slug,
+            {"text": self.prompt, "colour": self.colour},
+        ).save(output / "latent.pt")
         with torch.no_grad():
             params = model.hypernetwork(codes)
         write_turntable(prior, lambda k: params, self.video, output / "turntable.mp4", f"turntable of {slug}")
         write_text_atomic(output / "text.json", json.dumps(summary, indent=1) + "\n")
-        CONSOLE.print(f"wrote {output}: latent.pt, turntable.mp4, text.json; nearest training objects: {', '.join(summary['nearest_training_objects'])}", soft_wrap=True)
+        CONSOLE.print(
+            f"wrote {output}: latent.pt, turntable.mp4, text.json; "
+            f"nearest training objects: {', '.join(summary['nearest_training_objects'])}",
+            soft_wrap=True,
+        )

@@ -46,7 +46,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Literal, Optional, Tuple
+from typing import Literal
 
 import numpy as np
 
@@ -67,11 +67,14 @@ from hypnerf_ns.errors import InputError
 METADATA_SCHEMA = '{"views": [{"K": [9 numbers], "pose": [16 numbers]}, ...]}'
 
 
-def read_metadata(path: Path) -> List[Tuple[np.ndarray, np.ndarray]]:
+def read_metadata(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     """(K [3, 3], camera-to-world [4, 4]) of every view listed in an ABO metadata.json."""
     meta = read_json(path)
     try:
-        views = [(np.asarray(v["K"], dtype=np.float64).reshape(3, 3), np.asarray(v["pose"], dtype=np.float64).reshape(4, 4)) for v in meta["views"]]
+        views = [
+            (np.asarray(v["K"], dtype=np.float64).reshape(3, 3), np.asarray(v["pose"], dtype=np.float64).reshape(4, 4))
+            for v in meta["views"]
+        ]
     except (KeyError, TypeError, ValueError):
         raise InputError(path, f"expected {METADATA_SCHEMA}") from None
     if not views:
@@ -81,7 +84,7 @@ def read_metadata(path: Path) -> List[Tuple[np.ndarray, np.ndarray]]:
     return views
 
 
-def shared_intrinsics(path: Path, matrices: List[np.ndarray]) -> Tuple[float, float, float]:
+def shared_intrinsics(path: Path, matrices: list[np.ndarray]) -> tuple[float, float, float]:
     """(focal, cx, cy) of the object's views, which must share one K ([3, 3]) with square pixels."""
     k = matrices[0]
     if not all(np.allclose(m, k, rtol=1e-5) for m in matrices):
@@ -91,14 +94,16 @@ def shared_intrinsics(path: Path, matrices: List[np.ndarray]) -> Tuple[float, fl
     return float(k[0, 0]), float(k[0, 2]), float(k[1, 2])
 
 
-def render_folder(folder: Path, environment: Optional[int]) -> Path:
+def render_folder(folder: Path, environment: int | None) -> Path:
     """`render/<environment>`, or by default the lowest-numbered one present (as HyP-NeRF falls back 0, 1, 2)."""
     if environment is not None:
         chosen = folder / "render" / str(environment)
         if not chosen.is_dir():
             raise InputError(chosen, "missing folder")
         return chosen
-    present = sorted((p for p in (folder / "render").glob("*") if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    present = sorted(
+        (p for p in (folder / "render").glob("*") if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
+    )
     if not present:
         raise InputError(folder / "render", "missing, or no numbered environment folders in it")
     return present[0]
@@ -109,18 +114,20 @@ def abo_rgba(render: Path, mask: Path, mask_snap: int) -> np.ndarray:
     rgb = np.asarray(load_image(render, "RGB"))  # [H, W, 3]
     alpha = np.asarray(load_image(mask, "L"))  # [H, W]
     if alpha.shape != rgb.shape[:2]:
-        raise InputError(mask, f"mask is {alpha.shape[1]}x{alpha.shape[0]} but its render is {rgb.shape[1]}x{rgb.shape[0]}")
+        raise InputError(
+            mask, f"mask is {alpha.shape[1]}x{alpha.shape[0]} but its render is {rgb.shape[1]}x{rgb.shape[0]}"
+        )
     alpha = np.where(alpha <= mask_snap, 0, np.where(alpha >= 255 - mask_snap, 255, alpha))
     return np.dstack([rgb, alpha]).astype(np.uint8)
 
 
-def load_abo_object(folder: Path, environment: Optional[int], up: str, scale: float, mask_snap: int) -> ObjectData:
+def load_abo_object(folder: Path, environment: int | None, up: str, scale: float, mask_snap: int) -> ObjectData:
     """All views of one ABO object in our world."""
     metadata_path = folder / "metadata.json"
     metadata = read_metadata(metadata_path)
     focal, cx, cy = shared_intrinsics(metadata_path, [k for k, _ in metadata])
     renders = render_folder(folder, environment)
-    views: List[View] = []
+    views: list[View] = []
     for i, (_, pose) in enumerate(metadata):
         render = renders / f"render_{i}.jpg"
         image = abo_rgba(render, folder / "segmentation" / f"segmentation_{i}.jpg", mask_snap)
@@ -129,7 +136,7 @@ def load_abo_object(folder: Path, environment: Optional[int], up: str, scale: fl
     return ObjectData(views, focal, cx, cy)
 
 
-def read_ids(path: Path) -> List[str]:
+def read_ids(path: Path) -> list[str]:
     """Object ids listed in a text file, one per line (blank lines and `#` comments ignored)."""
     if not path.is_file():
         raise InputError(path, "missing")
@@ -142,7 +149,8 @@ def read_ids(path: Path) -> List[str]:
 
 @dataclass
 class ConvertABO:
-    """Convert ABO renders (<obj>/metadata.json, render/, segmentation/: the layout HyP-NeRF reads) into a category folder."""
+    """Convert ABO renders (<obj>/metadata.json, render/, segmentation/: the layout HyP-NeRF reads) into a category
+    folder."""
 
     input: Path
     """ABO render folder: one sub-folder per object, named by item id."""
@@ -150,14 +158,15 @@ class ConvertABO:
     """Category root to write (one nerf-synthetic folder per object + objects.json)."""
     category: str = "abo"
     """Category name stored in objects.json."""
-    ids: Optional[Path] = None
+    ids: Path | None = None
     """Text file of the object ids to convert, one per line (e.g. the chairs); all sub-folders by default."""
-    environment: Optional[int] = None
+    environment: int | None = None
     """Environment map (render/<n>) to take the images from; the lowest-numbered present by default."""
     up: Literal["y", "z"] = "z"
     """Up axis of the input world; ABO poses are in Blender's Z-up world. "y" rotates Y-up to Z-up."""
     scale: float = 0.33
-    """Factor on the camera translations; 0.33 is HyP-NeRF's for ABO (its objects then fit [-0.5, 0.5]^3). Objects that stick out are reported with a scale that fits."""
+    """Factor on the camera translations; 0.33 is HyP-NeRF's for ABO (its objects then fit [-0.5, 0.5]^3). Objects
+    that stick out are reported with a scale that fits."""
     mask_snap: int = 8
     """JPEG masks: values within this of 0 or 255 become exactly 0 or 255."""
     test_every: int = 8
@@ -171,6 +180,10 @@ class ConvertABO:
         folders = object_folders(self.input)
         if self.ids is not None:
             folders = [self.input / i for i in read_ids(self.ids)]
-        load = functools.partial(load_abo_object, environment=self.environment, up=self.up, scale=self.scale, mask_snap=self.mask_snap)
-        ids = convert_category(folders, load, self.output, self.category, "abo", self.test_every, self.val_every, self.scale)
+        load = functools.partial(
+            load_abo_object, environment=self.environment, up=self.up, scale=self.scale, mask_snap=self.mask_snap
+        )
+        ids = convert_category(
+            folders, load, self.output, self.category, "abo", self.test_every, self.val_every, self.scale
+        )
         CONSOLE.print(f"{len(ids)} of {len(folders)} objects written to {self.output}")

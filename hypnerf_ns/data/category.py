@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -39,7 +39,7 @@ class ObjectEntry:
 class ObjectViews:
     """The views of one object in one split."""
 
-    image_filenames: List[Path]
+    image_filenames: list[Path]
     camera_to_worlds: np.ndarray  # [N, 3, 4] OpenGL convention
     fx: float
     fy: float
@@ -61,7 +61,7 @@ def read_json(path: Path) -> Any:
         raise InputError(path, "not a UTF-8 text file") from None
 
 
-def list_objects(root: Path) -> List[ObjectEntry]:
+def list_objects(root: Path) -> list[ObjectEntry]:
     """Objects of a category root: as listed in objects.json, else its sorted sub-folders."""
     if not root.exists():
         raise InputError(root, "no such folder")
@@ -89,7 +89,7 @@ def list_objects(root: Path) -> List[ObjectEntry]:
     return objects
 
 
-def listed_object(root: Path, index_file: Path, entry: Dict[str, Any]) -> ObjectEntry:
+def listed_object(root: Path, index_file: Path, entry: dict[str, Any]) -> ObjectEntry:
     """One objects.json entry: its folder (ROOT/<id> unless "folder" names another) and weight."""
     object_id = str(entry["id"])
     folder = root / str(entry.get("folder", object_id))
@@ -98,7 +98,9 @@ def listed_object(root: Path, index_file: Path, entry: Dict[str, Any]) -> Object
     except (TypeError, ValueError):
         weight = float("nan")
     if not math.isfinite(weight) or weight <= 0:
-        raise InputError(index_file, f"object {object_id!r}: weight must be a positive number, got {entry.get('weight')!r}")
+        raise InputError(
+            index_file, f"object {object_id!r}: weight must be a positive number, got {entry.get('weight')!r}"
+        )
     return ObjectEntry(object_id, str(entry.get("name", object_id)), folder, weight)
 
 
@@ -111,9 +113,9 @@ def read_object_views(entry: ObjectEntry, split: str) -> ObjectViews:
     frames = meta.get("frames") if isinstance(meta, dict) else None
     if not isinstance(frames, list) or not frames:
         raise InputError(transforms_file, "no frames")
-    filenames: List[Path] = []
-    poses: List[np.ndarray] = []
-    size: Tuple[int, int] | None = None
+    filenames: list[Path] = []
+    poses: list[np.ndarray] = []
+    size: tuple[int, int] | None = None
     for k, frame in enumerate(frames):
         try:
             name = str(frame["file_path"])
@@ -147,7 +149,7 @@ def read_object_views(entry: ObjectEntry, split: str) -> ObjectViews:
     return ObjectViews(filenames, np.stack(poses), fx, fy, cx, cy, width, height)
 
 
-def split_holdout(objects: List[ObjectEntry], every: int) -> Tuple[List[ObjectEntry], List[ObjectEntry]]:
+def split_holdout(objects: list[ObjectEntry], every: int) -> tuple[list[ObjectEntry], list[ObjectEntry]]:
     """(training objects, held-out objects): every `every`-th object is held out; none if 0."""
     if every < 0 or every == 1:
         raise HypnerfError(f"holdout_every must be 0 (keep all) or at least 2, got {every}")

@@ -11,7 +11,6 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 import numpy as np
 import tyro
@@ -32,14 +31,14 @@ class ObjectReport:
     """Counts and problems of one object."""
 
     id: str
-    views: Tuple[int, int, int]
+    views: tuple[int, int, int]
     """Views in train, val, test."""
     sizes: Counter
     """(width, height) -> number of frames."""
-    problems: List[str]
+    problems: list[str]
 
 
-def check_frame(path: Path, pose: object) -> Tuple[Optional[Tuple[int, int]], Optional[str]]:
+def check_frame(path: Path, pose: object) -> tuple[tuple[int, int] | None, str | None]:
     """Size of one frame's image and the problem with the frame, if any."""
     matrix = np.asarray(pose, dtype=np.float64) if isinstance(pose, list) else np.zeros(0)
     if matrix.shape != (4, 4) or not np.isfinite(matrix).all():
@@ -61,9 +60,9 @@ def check_frame(path: Path, pose: object) -> Tuple[Optional[Tuple[int, int]], Op
 
 def check_object(entry: ObjectEntry) -> ObjectReport:
     """Read every split and frame of one object, collecting problems instead of stopping."""
-    counts: List[int] = []
+    counts: list[int] = []
     sizes: Counter = Counter()
-    problems: List[str] = []
+    problems: list[str] = []
     for split in SPLITS:
         try:
             meta = read_json(entry.folder / f"transforms_{split}.json")
@@ -91,7 +90,7 @@ class Check:
 
     root: tyro.conf.Positional[Path]
     """Category root (one nerf-synthetic folder per object, optional objects.json)."""
-    preview: Optional[Path] = None
+    preview: Path | None = None
     """Also write a contact sheet PNG (one view per object) here."""
 
     def main(self) -> None:
@@ -108,9 +107,13 @@ class Check:
             all_sizes.update(r.sizes)
         problems = [p for r in reports for p in r.problems]
         if len(all_sizes) > 1:
-            problems.append(f"{self.root}: several image sizes {dict(all_sizes)}; all objects of a category must share one")
+            problems.append(
+                f"{self.root}: several image sizes {dict(all_sizes)}; all objects of a category must share one"
+            )
         if self.root.joinpath("objects.json").is_file():
-            CONSOLE.print(f"category: {json.loads(self.root.joinpath('objects.json').read_text()).get('category', '?')}")
+            CONSOLE.print(
+                f"category: {json.loads(self.root.joinpath('objects.json').read_text()).get('category', '?')}"
+            )
         if self.preview is not None:
             category_sheet(self.root, self.preview)
         for problem in problems:

@@ -15,17 +15,18 @@ optimiser state, whatever the number of objects.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+from typing import Any
 
 import torch
-from torch import Tensor
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.data.pixel_samplers import PixelSampler, PixelSamplerConfig
 from nerfstudio.model_components.ray_generators import RayGenerator
+from torch import Tensor
 
 from hypnerf_ns.data.dataparser import DEFAULT_DATA, CategoryDataParserConfig
 from hypnerf_ns.data.furniture import prepare_default_category
@@ -34,7 +35,7 @@ from hypnerf_ns.errors import InputError
 
 @dataclass
 class ObjectBatchPixelSamplerConfig(PixelSamplerConfig):
-    _target: Type = field(default_factory=lambda: ObjectBatchPixelSampler)
+    _target: type = field(default_factory=lambda: ObjectBatchPixelSampler)
     objects_per_batch: int = 8
     """Objects in each batch; every object gets num_rays_per_batch / objects_per_batch rays."""
 
@@ -44,7 +45,13 @@ class ObjectBatchPixelSampler(PixelSampler):
 
     config: ObjectBatchPixelSamplerConfig
 
-    def __init__(self, config: ObjectBatchPixelSamplerConfig, object_index_of_image: Tensor, object_weights: Optional[Tensor] = None, **kwargs) -> None:  # noqa: ANN003
+    def __init__(
+        self,
+        config: ObjectBatchPixelSamplerConfig,
+        object_index_of_image: Tensor,
+        object_weights: Tensor | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(config, **kwargs)
         self.object_index_of_image = object_index_of_image.long()
         self.object_weights = object_weights
@@ -65,7 +72,7 @@ class ObjectBatchPixelSampler(PixelSampler):
             chosen = torch.multinomial(self.object_weights[mine].double(), count, replacement=False)
         return mine[chosen].sort().values
 
-    def sample(self, image_batch: Dict) -> Dict:
+    def sample(self, image_batch: dict) -> dict:
         """Pixels of `image_batch` (images [N, H, W, C] of the views of K objects, image_idx [N]),
         `num_rays_per_batch / K` per object from random views of it, grouped by object.
 
@@ -74,7 +81,7 @@ class ObjectBatchPixelSampler(PixelSampler):
         """
         images: Tensor = image_batch["image"]
         image_idx: Tensor = image_batch["image_idx"].cpu()
-        num_images, height, width = images.shape[:3]
+        _num_images, height, width = images.shape[:3]
         objects = self.object_index_of_image[image_idx]
         counts = torch.bincount(objects)
         by_object = torch.argsort(objects, stable=True)
@@ -96,7 +103,7 @@ class ImageCache:
 
     def __init__(self, load: Callable[[int], Tensor], max_bytes: int) -> None:
         self.load, self.max_bytes = load, max_bytes
-        self.images: "OrderedDict[int, Tensor]" = OrderedDict()
+        self.images: OrderedDict[int, Tensor] = OrderedDict()
         self.bytes = 0
         self.misses = 0
 
@@ -125,19 +132,24 @@ def read_checked(dataset: InputDataset, index: int) -> Tensor:
         raise InputError(path, "not a readable image") from None
     expected = (int(dataset.cameras.height[index]), int(dataset.cameras.width[index]))
     if tuple(image.shape[:2]) != expected:
-        raise InputError(path, f"image is {image.shape[1]}x{image.shape[0]} (after scaling) but the other views of its object are {expected[1]}x{expected[0]}")
+        raise InputError(
+            path,
+            f"image is {image.shape[1]}x{image.shape[0]} (after scaling) "
+            f"but the other views of its object are {expected[1]}x{expected[0]}",
+        )
     return image
 
 
 @dataclass
 class CategoryDataManagerConfig(VanillaDataManagerConfig):
-    _target: Type = field(default_factory=lambda: CategoryDataManager)
+    _target: type = field(default_factory=lambda: CategoryDataManager)
     dataparser: CategoryDataParserConfig = field(default_factory=CategoryDataParserConfig)
     pixel_sampler: ObjectBatchPixelSamplerConfig = field(default_factory=ObjectBatchPixelSamplerConfig)
     views_per_object: int = 8
     """Views of each object in a batch whose pixels the batch draws from."""
     image_cache_gb: float = 4.0
-    """Decoded training images kept in memory (uint8); the least recently used beyond this are read again when needed."""
+    """Decoded training images kept in memory (uint8); the least recently used beyond this are read again when
+    needed."""
 
 
 class CategoryDataManager(VanillaDataManager):
@@ -157,7 +169,8 @@ class CategoryDataManager(VanillaDataManager):
         skips VanillaDataManager's check for views of mixed sizes, which indexes every training
         camera one by one (55 s of the startup at 160,000 views); a category has one size."""
         dataset = super().create_train_dataset()
-        self._train_outputs, self.train_dataparser_outputs = self.train_dataparser_outputs, None
+        # None on purpose until the constructor ends (the parent's attribute is typed as never None)
+        self._train_outputs, self.train_dataparser_outputs = self.train_dataparser_outputs, None  # type: ignore[assignment]
         return dataset
 
     def shard(self, rank: int, world_size: int) -> None:
@@ -169,14 +182,17 @@ class CategoryDataManager(VanillaDataManager):
         """The training images as a lazy cache (no loading here), the pixel sampler, the ray generator."""
         assert self.train_dataset is not None
         dataset = self.train_dataset
-        self.train_images = ImageCache(lambda index: read_checked(dataset, index), int(self.config.image_cache_gb * 2**30))
-        self.train_pixel_sampler = self._get_pixel_sampler(dataset, self.config.train_num_rays_per_batch)
+        self.train_images = ImageCache(
+            lambda index: read_checked(dataset, index), int(self.config.image_cache_gb * 2**30)
+        )
+        sampler = self._get_pixel_sampler(dataset, self.config.train_num_rays_per_batch)
+        self.train_pixel_sampler = sampler
         self.train_ray_generator = RayGenerator(dataset.cameras.to(self.device))
-        object_of_image = self.train_pixel_sampler.object_index_of_image
+        object_of_image = sampler.object_index_of_image
         order = torch.argsort(object_of_image, stable=True)
-        self.views_of_object: List[Tensor] = list(torch.split(order, torch.bincount(object_of_image).tolist()))
+        self.views_of_object: list[Tensor] = list(torch.split(order, torch.bincount(object_of_image).tolist()))
 
-    def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
+    def next_train(self, step: int) -> tuple[RayBundle, dict]:
         """Rays [R] of `objects_per_batch` objects of this process's shard, from `views_per_object`
         random views each, grouped by object; and their batch ({"image": [R, C], "indices": [R, 3]})."""
         self.train_count += 1
@@ -191,10 +207,12 @@ class CategoryDataManager(VanillaDataManager):
         batch = sampler.sample({"image": images, "image_idx": image_idx})
         return self.train_ray_generator(batch["indices"]), batch
 
-    def _get_pixel_sampler(self, dataset, num_rays_per_batch: int) -> PixelSampler:  # noqa: ANN001 - nerfstudio's signature
+    def _get_pixel_sampler(self, dataset, num_rays_per_batch: int) -> ObjectBatchPixelSampler:
         object_index = torch.tensor(dataset.metadata["object_index_of_image"], dtype=torch.long)
         weights = dataset.metadata.get("object_weights")
         uniform = weights is None or len(set(weights)) <= 1
         return self.config.pixel_sampler.setup(
-            num_rays_per_batch=num_rays_per_batch, object_index_of_image=object_index, object_weights=None if uniform else torch.tensor(weights)
+            num_rays_per_batch=num_rays_per_batch,
+            object_index_of_image=object_index,
+            object_weights=None if uniform else torch.tensor(weights),
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Type
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +27,6 @@ from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 from hypnerf_ns.data.category import list_objects, read_object_views, split_holdout
 from hypnerf_ns.errors import InputError
 
-
 DEFAULT_DATA = Path("data/chairs")
 """The default category, prepared on first use (`prepare_default_category`)."""
 
@@ -36,7 +35,7 @@ DEFAULT_DATA = Path("data/chairs")
 class CategoryDataParserConfig(DataParserConfig):
     """A category: one sub-folder per object, each in nerf-synthetic layout."""
 
-    _target: Type = field(default_factory=lambda: CategoryDataParser)
+    _target: type = field(default_factory=lambda: CategoryDataParser)
     data: Path = DEFAULT_DATA
     """Category root: one sub-folder per object, optional objects.json (the default is prepared on first
     use by the datamanager: `hypnerf_ns.data.furniture.prepare_default_category`)."""
@@ -54,8 +53,10 @@ class CategoryDataParser(DataParser):
     def _generate_dataparser_outputs(self, split: str = "train", **kwargs: Any) -> DataparserOutputs:
         root = Path(self.config.data)
         objects, _ = split_holdout(list_objects(root), self.config.holdout_every)
-        filenames: List[Path] = []
-        poses, fx, fy, cx, cy, widths, heights, object_index = [], [], [], [], [], [], [], []
+        filenames: list[Path] = []
+        poses, fx, fy, cx, cy, object_index = [], [], [], [], [], []
+        widths: list[int] = []
+        heights: list[int] = []
         for index, entry in enumerate(objects):
             views = read_object_views(entry, split)
             if heights and (views.width, views.height) != (widths[0], heights[0]):
@@ -75,7 +76,7 @@ class CategoryDataParser(DataParser):
             heights += [views.height] * n
             object_index += [index] * n
 
-        def column(values: List[float]) -> torch.Tensor:
+        def column(values: list[float]) -> torch.Tensor:
             return torch.tensor(values, dtype=torch.float32)[:, None]
 
         cameras = Cameras(
@@ -90,7 +91,7 @@ class CategoryDataParser(DataParser):
             metadata={"object_index": torch.tensor(object_index, dtype=torch.long)[:, None]},
         )
         s = self.config.aabb_half_size
-        metadata: Dict[str, Any] = {
+        metadata: dict[str, Any] = {
             "object_ids": [o.id for o in objects],
             "object_names": [o.name for o in objects],
             "object_weights": [o.weight for o in objects],

@@ -15,25 +15,33 @@ import shutil
 import subprocess
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Literal, Optional, Tuple
+from typing import Literal
 
 import numpy as np
 from rich.console import Console
 
-from hypnerf_ns.data.meshes import MeshObject, RenderOptions, Stretching, render_category, with_stretched_copies, without_listed
+from hypnerf_ns.data.meshes import (
+    MeshObject,
+    RenderOptions,
+    Stretching,
+    render_category,
+    with_stretched_copies,
+    without_listed,
+)
 from hypnerf_ns.data.preview import category_sheet
 from hypnerf_ns.data.render import Y_UP_TO_Z_UP
-from hypnerf_ns.files import atomic_output, write_text_atomic
 from hypnerf_ns.errors import HypnerfError
+from hypnerf_ns.files import atomic_output, write_text_atomic
 
 CONSOLE = Console()
 PACKAGE = "sweethome3d-furniture"
 PACKS = ("BlendSwap-CC-0", "BlendSwap-CC-BY", "KatorLegaz", "Scopia")
 """Catalogues with CC0 / CC-BY models (Reallusion's holds people, not furniture)."""
 
-CATEGORIES: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
+CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # category: (words of which one must be in the name or id, words that exclude a model)
     "chair": (("chair", "stool", "silla"), ("wheelchair", "lounge", "sofa", "couch", "table")),
     "sofa": (("sofa", "couch"), ("table", "bed")),
@@ -62,12 +70,13 @@ def fetch_package(directory: Path) -> Path:
     if result.returncode != 0 or not found:
         reason = (result.stderr.strip().splitlines() or ["no .deb written"])[-1]
         raise HypnerfError(
-            f"could not download {PACKAGE} ({reason}); run `apt-get update` (as root) and retry, or pass a downloaded .deb with --deb"
+            f"could not download {PACKAGE} ({reason}); run `apt-get update` (as root) and retry, "
+            "or pass a downloaded .deb with --deb"
         )
     return found[-1]
 
 
-def unpack_catalogues(deb: Path, directory: Path) -> Dict[str, Path]:
+def unpack_catalogues(deb: Path, directory: Path) -> dict[str, Path]:
     """Extract the .sh3f catalogues from the .deb (via `dpkg-deb --fsys-tarfile`): pack -> file."""
     wanted = {pack: directory / f"{pack}.sh3f" for pack in PACKS}
     if all(p.is_file() for p in wanted.values()):
@@ -90,15 +99,17 @@ def unpack_catalogues(deb: Path, directory: Path) -> Dict[str, Path]:
     return wanted
 
 
-def read_properties(text: str) -> Dict[str, str]:
+def read_properties(text: str) -> dict[str, str]:
     """Java .properties (the catalogue format): key=value lines, # comments, \\uXXXX escapes."""
-    values: Dict[str, str] = {}
+    values: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
         if not line or line[0] in "#!" or "=" not in line:
             continue
         key, value = line.split("=", 1)
-        values[key.strip()] = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), value.strip()).replace("\\", "")
+        values[key.strip()] = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), value.strip()).replace(
+            "\\", ""
+        )
     return values
 
 
@@ -114,20 +125,36 @@ class CatalogueModel:
     creator: str
     model: str
     """Path of the model inside the .sh3f."""
-    size: Tuple[float, float, float]
+    size: tuple[float, float, float]
     """Width (x), height (y), depth (z) in centimetres: Sweet Home 3D stretches the model to it."""
     rotation: np.ndarray
     """[3, 3] modelRotation (row-major), identity if absent."""
 
 
-def catalogue_models(pack: str, properties: Dict[str, str]) -> Iterator[CatalogueModel]:
+def catalogue_models(pack: str, properties: dict[str, str]) -> Iterator[CatalogueModel]:
     """Every model a catalogue lists."""
     indices = sorted({int(k.split("#")[1]) for k in properties if k.startswith("id#")})
     for i in indices:
-        get = lambda key, default="": properties.get(f"{key}#{i}", default)  # noqa: E731
-        rotation = np.array([float(v) for v in get("modelRotation").split()]).reshape(3, 3) if get("modelRotation") else np.eye(3)
+
+        def get(key: str, default: str = "", i: int = i) -> str:
+            return properties.get(f"{key}#{i}", default)
+
+        rotation = (
+            np.array([float(v) for v in get("modelRotation").split()]).reshape(3, 3)
+            if get("modelRotation")
+            else np.eye(3)
+        )
         size = (float(get("width", "1")), float(get("height", "1")), float(get("depth", "1")))
-        yield CatalogueModel(pack, get("id").split("#")[-1], get("name"), get("tags"), get("creator"), get("model").lstrip("/"), size, rotation)
+        yield CatalogueModel(
+            pack,
+            get("id").split("#")[-1],
+            get("name"),
+            get("tags"),
+            get("creator"),
+            get("model").lstrip("/"),
+            size,
+            rotation,
+        )
 
 
 def in_category(model: CatalogueModel, category: str) -> bool:
@@ -157,24 +184,25 @@ class Furniture:
     """Category root to write."""
     category: Literal["chair", "sofa", "table", "bed", "lamp"] = "chair"
     """Which models to take, by the words of their names (see CATEGORIES)."""
-    deb: Optional[Path] = None
+    deb: Path | None = None
     """A downloaded sweethome3d-furniture .deb (default: apt-get download into the cache)."""
-    limit: Optional[int] = None
+    limit: int | None = None
     """Render only the first N models of the category (quick looks, tests)."""
     render: RenderOptions = field(default_factory=RenderOptions)
     overwrite: bool = False
     """Re-render objects whose folder exists (otherwise they are kept: an interrupted run resumes)."""
     preview: bool = False
     """Also write a contact sheet of all objects to OUTPUT/preview.png."""
-    exclude: Optional[Path] = None
-    """A category root whose objects (by id) are left out, copies and all: e.g. the held-out chairs a prior is evaluated on."""
+    exclude: Path | None = None
+    """A category root whose objects (by id) are left out, copies and all: e.g. the held-out chairs a prior is
+    evaluated on."""
     stretching: Stretching = field(default_factory=Stretching)
 
     def main(self) -> None:
         prepare_furniture(self)
 
 
-def prepare_furniture(config: Furniture) -> List[Dict[str, str]]:
+def prepare_furniture(config: Furniture) -> list[dict[str, str]]:
     """Fetch, unpack, select, render; write licences and credits. Returns the objects.json entries."""
     import trimesh
 
@@ -183,8 +211,8 @@ def prepare_furniture(config: Furniture) -> List[Dict[str, str]]:
     cache = cache_dir()
     catalogues = unpack_catalogues(config.deb if config.deb is not None else fetch_package(cache), cache)
     extracted = cache / "models"
-    objects: List[MeshObject] = []
-    licences: Dict[str, str] = {}
+    objects: list[MeshObject] = []
+    licences: dict[str, str] = {}
     for pack, path in catalogues.items():
         with zipfile.ZipFile(path) as archive:
             properties = read_properties(archive.read("PluginFurnitureCatalog.properties").decode("latin-1"))
@@ -212,7 +240,7 @@ def prepare_furniture(config: Furniture) -> List[Dict[str, str]]:
     for pack, text in licences.items():
         write_text_atomic(config.output / "LICENSES" / f"{pack}.txt", text)
     credits = ["# Credits", "", f"Models from Debian's `{PACKAGE}` package; licence texts in `LICENSES/`.", ""]
-    credits += [f"- {e['id']}: \"{e['name']}\" by {e['creator']}, {e['license']} ({e['source']})" for e in written]
+    credits += [f'- {e["id"]}: "{e["name"]}" by {e["creator"]}, {e["license"]} ({e["source"]})' for e in written]
     write_text_atomic(config.output / "CREDITS.md", "\n".join(credits) + "\n")
     if config.preview:
         category_sheet(config.output, config.output / "preview.png")

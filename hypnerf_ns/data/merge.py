@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import tyro
 from rich.console import Console
@@ -22,17 +22,19 @@ from hypnerf_ns.errors import InputError
 CONSOLE = Console()
 
 
-def merged_entries(roots: List[Path], output: Path, weights: List[float]) -> List[Dict[str, Any]]:
+def merged_entries(roots: list[Path], output: Path, weights: list[float]) -> list[dict[str, Any]]:
     """objects.json entries of every object of `roots` (in order), each naming its folder relative
     to `output` and its root's weight (times the entry's own); InputError on a duplicate id."""
-    entries: List[Dict[str, Any]] = []
-    owner: Dict[str, Path] = {}
+    entries: list[dict[str, Any]] = []
+    owner: dict[str, Path] = {}
     for root, weight in zip(roots, weights, strict=True):
         listing = read_json(root / "objects.json") if (root / "objects.json").is_file() else {"objects": []}
         extra = {str(e["id"]): e for e in listing.get("objects", [])}
         for obj in list_objects(root):
             if obj.id in owner:
-                raise InputError(root, f"object id {obj.id!r} is also in {owner[obj.id]}: ids must be unique across the merged roots")
+                raise InputError(
+                    root, f"object id {obj.id!r} is also in {owner[obj.id]}: ids must be unique across the merged roots"
+                )
             owner[obj.id] = root
             entry = {**extra.get(obj.id, {}), "id": obj.id, "name": obj.name, "source_root": str(root)}
             entry["folder"] = os.path.relpath(obj.folder.resolve(), output.resolve())
@@ -45,13 +47,13 @@ def merged_entries(roots: List[Path], output: Path, weights: List[float]) -> Lis
 class Merge:
     """Several category roots as one category (an objects.json naming the objects' folders; nothing is copied)."""
 
-    roots: tyro.conf.Positional[Tuple[Path, ...]]
+    roots: tyro.conf.Positional[tuple[Path, ...]]
     """Category roots to merge, in order (object ids must be unique across them)."""
     output: Path
     """The merged root to write (its objects.json)."""
-    weights: Optional[Tuple[float, ...]] = None
+    weights: tuple[float, ...] | None = None
     """Sampling weight of each root's objects (default 1 each): how often a training batch draws them."""
-    category: Optional[str] = None
+    category: str | None = None
     """Category name (default the first root's)."""
 
     def main(self) -> None:

@@ -12,14 +12,23 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from typing import Any, Literal
 
 import numpy as np
 from rich.console import Console
 
 from hypnerf_ns.data.category import list_objects
 from hypnerf_ns.data.preview import category_sheet
-from hypnerf_ns.data.render import Y_UP_TO_Z_UP, MeshError, Renderer, Surface, focal_from_fov, load_surface, normalise, sample_cameras
+from hypnerf_ns.data.render import (
+    Y_UP_TO_Z_UP,
+    MeshError,
+    Renderer,
+    Surface,
+    focal_from_fov,
+    load_surface,
+    normalise,
+    sample_cameras,
+)
 from hypnerf_ns.data.writer import View, write_index, write_object
 from hypnerf_ns.errors import InputError
 from hypnerf_ns.progress import progress_bar
@@ -34,13 +43,13 @@ class RenderOptions:
 
     resolution: int = 128
     """Image width and height in pixels."""
-    views: Tuple[int, int, int] = (40, 4, 8)
+    views: tuple[int, int, int] = (40, 4, 8)
     """Number of train, val and test views."""
     radius: float = 1.9
     """Distance of the cameras from the object's centre."""
     fov_deg: float = 40.107
     """Horizontal field of view in degrees (0.7 rad, as nerf-synthetic-like data here)."""
-    elevation_deg: Tuple[float, float] = (-5.0, 60.0)
+    elevation_deg: tuple[float, float] = (-5.0, 60.0)
     """Range of camera elevations above the ground plane, in degrees."""
     supersample: int = 2
     """Rays per pixel along each axis (antialiasing)."""
@@ -56,7 +65,7 @@ class MeshObject:
     path: Path
     rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
     """[3, 3] applied before normalisation (e.g. Y-up -> Z-up)."""
-    entry: Dict[str, Any] = field(default_factory=dict)
+    entry: dict[str, Any] = field(default_factory=dict)
     """Extra objects.json fields (name, creator, licence, source, ...)."""
 
 
@@ -72,7 +81,7 @@ class Stretching:
     """Copy k of object `id` draws its factors from a generator seeded by (seed, id, k)."""
 
 
-def with_stretched_copies(objects: List[MeshObject], stretching: Stretching) -> List[MeshObject]:
+def with_stretched_copies(objects: list[MeshObject], stretching: Stretching) -> list[MeshObject]:
     """Each object followed by its `stretching.copies` stretched copies.
 
     A copy is the same mesh with its width, depth and height scaled independently (in the object
@@ -81,18 +90,23 @@ def with_stretched_copies(objects: List[MeshObject], stretching: Stretching) -> 
     gave 19.63 dB from one view of 6 unseen real chairs against 18.14 for the 36 alone
     (docs/results.md, "Real chairs and stretched copies of them").
     """
-    result: List[MeshObject] = []
+    result: list[MeshObject] = []
     for obj in objects:
         result.append(obj)
         for k in range(stretching.copies):
             rng = np.random.default_rng([stretching.seed, zlib.crc32(obj.id.encode()), k])
             factors = np.exp(rng.uniform(-stretching.amplitude, stretching.amplitude, 3))
-            entry = {**obj.entry, "name": f"{obj.entry.get('name', obj.id)} (stretched)", "stretched_from": obj.id, "stretch": factors.round(3).tolist()}
+            entry = {
+                **obj.entry,
+                "name": f"{obj.entry.get('name', obj.id)} (stretched)",
+                "stretched_from": obj.id,
+                "stretch": factors.round(3).tolist(),
+            }
             result.append(MeshObject(f"{obj.id}-s{k}", obj.path, np.diag(factors) @ obj.rotation, entry))
     return result
 
 
-def without_listed(objects: List[MeshObject], root: Optional[Path]) -> List[MeshObject]:
+def without_listed(objects: list[MeshObject], root: Path | None) -> list[MeshObject]:
     """`objects` minus those whose id the category at `root` lists (none left out without a root)."""
     if root is None:
         return objects
@@ -106,19 +120,24 @@ def render_object(surface: Surface, folder: Path, options: RenderOptions, object
     poses = sample_cameras(sum(options.views), options.radius, options.elevation_deg, rng)
     focal = focal_from_fov(options.resolution, options.fov_deg)
     renderer = Renderer(surface)
-    views = [View(renderer.render(pose, options.resolution, options.resolution, focal, options.supersample), pose) for pose in poses]
+    views = [
+        View(renderer.render(pose, options.resolution, options.resolution, focal, options.supersample), pose)
+        for pose in poses
+    ]
     n_train, n_val, _ = options.views
     splits = {"train": views[:n_train], "val": views[n_train : n_train + n_val], "test": views[n_train + n_val :]}
     write_object(folder, splits, focal)
 
 
-def render_category(objects: List[MeshObject], output: Path, category: str, options: RenderOptions, overwrite: bool = False) -> List[Dict[str, Any]]:
+def render_category(
+    objects: list[MeshObject], output: Path, category: str, options: RenderOptions, overwrite: bool = False
+) -> list[dict[str, Any]]:
     """Render every object into `output`; bad meshes are skipped with a warning naming the file.
 
     Objects whose folder already exists are kept unless `overwrite` (an interrupted run resumes).
     Writes objects.json listing the objects that exist afterwards; returns its entries.
     """
-    written: List[Dict[str, Any]] = []
+    written: list[dict[str, Any]] = []
     with progress_bar(console=CONSOLE) as progress:
         task = progress.add_task("rendering objects", total=len(objects))
         for obj in objects:
@@ -137,7 +156,10 @@ def render_category(objects: List[MeshObject], output: Path, category: str, opti
                 continue
             render_object(surface, folder, options, obj.id)
             seconds = time.perf_counter() - start
-            progress.console.print(f"{obj.id}: {len(surface.faces)} triangles, {sum(options.views)} views at {options.resolution} px in {seconds:.1f} s")
+            progress.console.print(
+                f"{obj.id}: {len(surface.faces)} triangles, "
+                f"{sum(options.views)} views at {options.resolution} px in {seconds:.1f} s"
+            )
             written.append(entry)
             progress.advance(task)
     if not written:
@@ -146,22 +168,29 @@ def render_category(objects: List[MeshObject], output: Path, category: str, opti
     return written
 
 
-def find_meshes(folder: Path) -> List[MeshObject]:
+def find_meshes(folder: Path) -> list[MeshObject]:
     """Mesh files directly in `folder` (id = stem) and one mesh per sub-folder (id = folder name)."""
     if not folder.is_dir():
         raise InputError(folder, "no such folder" if not folder.exists() else "not a folder")
-    objects = [MeshObject(p.stem, p) for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in MESH_SUFFIXES]
+    objects = [
+        MeshObject(p.stem, p) for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in MESH_SUFFIXES
+    ]
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         candidates = sorted(p for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
         if not candidates:
             continue
         if len(candidates) > 1:
-            CONSOLE.print(f"[yellow]warning[/yellow]: {sub} holds {len(candidates)} meshes; using {candidates[0].name}", soft_wrap=True)
+            CONSOLE.print(
+                f"[yellow]warning[/yellow]: {sub} holds {len(candidates)} meshes; using {candidates[0].name}",
+                soft_wrap=True,
+            )
         objects.append(MeshObject(sub.name, candidates[0]))
     ids = [o.id for o in objects]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise InputError(folder, f"two meshes would get the same object id {duplicates[0]!r} (a file and a folder of that name?)")
+        raise InputError(
+            folder, f"two meshes would get the same object id {duplicates[0]!r} (a file and a folder of that name?)"
+        )
     if not objects:
         raise InputError(folder, f"no mesh files ({', '.join(MESH_SUFFIXES)}) in it or its sub-folders")
     return objects
@@ -182,10 +211,11 @@ class Meshes:
     render: RenderOptions = field(default_factory=RenderOptions)
     overwrite: bool = False
     """Re-render objects whose folder exists (otherwise they are kept: an interrupted run resumes)."""
-    preview: Optional[Path] = None
+    preview: Path | None = None
     """Also write a contact sheet PNG of all objects here."""
-    exclude: Optional[Path] = None
-    """A category root whose objects (by id) are left out, copies and all: e.g. the held-out objects a prior is evaluated on."""
+    exclude: Path | None = None
+    """A category root whose objects (by id) are left out, copies and all: e.g. the held-out objects a prior is
+    evaluated on."""
     stretching: Stretching = field(default_factory=Stretching)
 
     def main(self) -> None:

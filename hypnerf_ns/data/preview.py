@@ -7,8 +7,8 @@ every object of a category root (`hypnerf-ns data ... --preview`, `data check --
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -22,7 +22,7 @@ CONSOLE = Console()
 LABEL_HEIGHT = 12
 
 
-def tile(images: Sequence[np.ndarray], columns: int, labels: Optional[Sequence[str]] = None) -> np.ndarray:
+def tile(images: Sequence[np.ndarray], columns: int, labels: Sequence[str] | None = None) -> np.ndarray:
     """Images [H, W, 3] uint8 of one size, row by row, `columns` per row, on white; with a line
     of text under each if `labels` are given. Returns [rows * (H + label), min(columns, N) * W, 3]."""
     height, width = images[0].shape[:2]
@@ -44,7 +44,7 @@ def save_png(image: np.ndarray, path: Path) -> None:
         Image.fromarray(image).save(temporary, format="PNG")
 
 
-def first_view_on_white(folder: Path) -> Optional[Image.Image]:
+def first_view_on_white(folder: Path) -> Image.Image | None:
     """An object's first test view (else first training view) composited on white, or None."""
     for split in ("test", "train"):
         candidate = folder / split / "r_0.png"
@@ -58,11 +58,11 @@ def first_view_on_white(folder: Path) -> Optional[Image.Image]:
 
 def category_sheet(root: Path, output: Path, columns: int = 8) -> None:
     """One view per object of a category root, labelled with its id, in a grid (PNG at `output`)."""
-    tiles: List[np.ndarray] = []
-    labels: List[str] = []
+    tiles: list[np.ndarray] = []
+    labels: list[str] = []
     size = 0
-    views = [(entry.id, first_view_on_white(entry.folder)) for entry in list_objects(root)]
-    views = [(name, view) for name, view in views if view is not None]
+    candidates = [(entry.id, first_view_on_white(entry.folder)) for entry in list_objects(root)]
+    views = [(name, view) for name, view in candidates if view is not None]
     if not views:
         raise InputError(root, "no views to put on a contact sheet")
     size = max(view.size[0] for _, view in views)

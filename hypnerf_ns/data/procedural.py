@@ -30,12 +30,13 @@ import sys
 import time
 import zlib
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Deque, Dict, Iterator, List, Literal, Optional, Tuple, Union
+from typing import Any, Literal
 
 import numpy as np
 from rich.console import Console
@@ -63,7 +64,7 @@ INSTALL = 'pip install -e ".[procedural]" && pip install --no-deps infinigen==1.
 """Infinigen pins trimesh<3.23 (we need >=4) but runs with it, hence `--no-deps`."""
 
 SEATING = "infinigen.assets.objects.seating"
-FACTORIES: Dict[str, Tuple[Tuple[str, str, float], ...]] = {
+FACTORIES: dict[str, tuple[tuple[str, str, float], ...]] = {
     # category: (module, factory class, share of the objects). Chairs: voxel IoU (32^3) of each of
     # 40 objects per factory to its nearest other, median / share above 0.8: ChairFactory 0.51 / 0%,
     # OfficeChairFactory 0.63 / 5%, ArmChairFactory 0.78 / 35%, BarChairFactory 0.81 / 50%.
@@ -80,7 +81,10 @@ FACTORIES: Dict[str, Tuple[Tuple[str, str, float], ...]] = {
         ("infinigen.assets.objects.tables", "SideTableFactory", 0.2),
         ("infinigen.assets.objects.tables", "CoffeeTableFactory", 0.2),
     ),
-    "lamp": (("infinigen.assets.objects.lamp", "DeskLampFactory", 0.5), ("infinigen.assets.objects.lamp", "FloorLampFactory", 0.5)),
+    "lamp": (
+        ("infinigen.assets.objects.lamp", "DeskLampFactory", 0.5),
+        ("infinigen.assets.objects.lamp", "FloorLampFactory", 0.5),
+    ),
 }
 BAKED_FACES = 3000
 """Faces whose albedo Cycles bakes per object (area-weighted sample); colours spread from them."""
@@ -134,7 +138,7 @@ def object_id(category: str, seed: int) -> str:
     return f"infinigen-{category}-{seed:06d}"
 
 
-def choose_factory(category: str, seed: int) -> Tuple[str, str]:
+def choose_factory(category: str, seed: int) -> tuple[str, str]:
     """(module, class) of the factory that makes object `seed`, drawn from the category's mix."""
     choices = FACTORIES[category]
     weights = np.array([w for _, _, w in choices])
@@ -143,7 +147,7 @@ def choose_factory(category: str, seed: int) -> Tuple[str, str]:
     return module, name
 
 
-def index_entry(category: str, seed: int) -> Dict[str, Any]:
+def index_entry(category: str, seed: int) -> dict[str, Any]:
     """The objects.json entry of object `seed` (credits and licence as for the other sources)."""
     module, factory = choose_factory(category, seed)
     return {
@@ -159,7 +163,7 @@ def index_entry(category: str, seed: int) -> Dict[str, Any]:
     }
 
 
-def present_seeds(output: Path, category: str) -> List[int]:
+def present_seeds(output: Path, category: str) -> list[int]:
     """Seeds of the objects of this category whose folders exist in `output`."""
     pattern = re.compile(rf"infinigen-{re.escape(category)}-(\d+)")
     if not output.is_dir():
@@ -189,7 +193,9 @@ def init_worker(log_dir: Path) -> None:
     import bpy
     from infinigen.core import init
 
-    init.apply_gin_configs(["infinigen_examples/configs_indoor", "infinigen_examples/configs_nature"], skip_unknown=True)
+    init.apply_gin_configs(
+        ["infinigen_examples/configs_indoor", "infinigen_examples/configs_nature"], skip_unknown=True
+    )
     init.configure_blender()
     scene = bpy.context.scene
     scene.render.threads_mode, scene.render.threads = "FIXED", 1  # one core per worker
@@ -263,7 +269,13 @@ def base_colour_only(tree: Any, node: Any) -> None:
             for link in list(node.inputs[name].links):
                 tree.links.remove(link)
             node.inputs[name].default_value = 0.0
-    elif node.bl_idname in ("ShaderNodeBsdfAnisotropic", "ShaderNodeBsdfGlossy", "ShaderNodeBsdfGlass", "ShaderNodeBsdfRefraction", "ShaderNodeBsdfSheen"):
+    elif node.bl_idname in (
+        "ShaderNodeBsdfAnisotropic",
+        "ShaderNodeBsdfGlossy",
+        "ShaderNodeBsdfGlass",
+        "ShaderNodeBsdfRefraction",
+        "ShaderNodeBsdfSheen",
+    ):
         diffuse = tree.nodes.new("ShaderNodeBsdfDiffuse")
         colour = node.inputs["Color"]
         if colour.is_linked:
@@ -287,7 +299,7 @@ def pick_faces(centre: np.ndarray, area: np.ndarray, count: int, seed: int) -> n
     return keep
 
 
-def bake_samples(obj: Any, count: int, seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bake_samples(obj: Any, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bake the albedo of `count` faces of `obj` (area-weighted): centres [N, 3], materials [N], linear RGB [N, 3]."""
     import bmesh
     import bpy
@@ -304,7 +316,7 @@ def bake_samples(obj: Any, count: int, seed: int) -> Tuple[np.ndarray, np.ndarra
     bm = bmesh.new()
     bm.from_mesh(proxy.data)
     bm.faces.ensure_lookup_table()
-    bmesh.ops.delete(bm, geom=[f for f, k in zip(bm.faces, keep) if not k], context="FACES")
+    bmesh.ops.delete(bm, geom=[f for f, k in zip(bm.faces, keep, strict=True) if not k], context="FACES")
     bm.to_mesh(proxy.data)
     bm.free()
     bpy.context.scene.collection.objects.link(proxy)
@@ -331,7 +343,7 @@ def bake_samples(obj: Any, count: int, seed: int) -> Tuple[np.ndarray, np.ndarra
     return centre.reshape(-1, 3), material, colour
 
 
-def triangles_of(obj: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def triangles_of(obj: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Object-space vertices [V, 3], triangles [F, 3] and triangle materials [F] of a mesh object."""
     mesh = obj.data
     mesh.calc_loop_triangles()
@@ -344,7 +356,7 @@ def triangles_of(obj: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     return vertices.reshape(-1, 3), *canonical_order(triangles.reshape(-1, 3), material)
 
 
-def canonical_order(triangles: np.ndarray, material: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def canonical_order(triangles: np.ndarray, material: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Triangles (and their materials) sorted, each starting at its lowest vertex (winding kept).
 
     Blender may number one object's faces differently from run to run; this makes the arrays,
@@ -361,7 +373,12 @@ def linear_to_srgb(rgb: np.ndarray) -> np.ndarray:
     return np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * np.power(rgb, 1 / 2.4) - 0.055)
 
 
-def spread_colours(vertices: np.ndarray, triangles: np.ndarray, material: np.ndarray, samples: Tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+def spread_colours(
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    material: np.ndarray,
+    samples: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> np.ndarray:
     """Corner colours [F, 3, 3]: each corner blends its nearest baked faces of the triangle's material."""
     from scipy.spatial import cKDTree
 
@@ -390,7 +407,12 @@ def recolour(corner: np.ndarray, material: np.ndarray, seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed, zlib.crc32(b"recolour")])
     hsv = rgb_to_hsv(np.clip(corner, 0.0, 1.0))
     for m in np.unique(material):
-        hue, saturation, value, chance = rng.random(), rng.uniform(*RANDOM_SATURATION), rng.uniform(*RANDOM_VALUE), rng.random()
+        hue, saturation, value, chance = (
+            rng.random(),
+            rng.uniform(*RANDOM_SATURATION),
+            rng.uniform(*RANDOM_VALUE),
+            rng.random(),
+        )
         if chance >= RECOLOURED_SHARE:
             continue
         of_material = hsv[material == m]
@@ -401,7 +423,7 @@ def recolour(corner: np.ndarray, material: np.ndarray, seed: int) -> np.ndarray:
     return hsv_to_rgb(hsv).astype(np.float32)
 
 
-def make_object(task: Task) -> Union[Done, Failed]:
+def make_object(task: Task) -> Done | Failed:
     """Generate, colour, render and write one object (in a worker); errors come back as Failed."""
     try:
         start = time.perf_counter()
@@ -420,7 +442,9 @@ def make_object(task: Task) -> Union[Done, Failed]:
             np.full(len(triangles), -1, dtype=np.int64),
             [],
         )
-        render_object(normalise(surface, X_FRONT_TO_MINUS_Y), task.folder, task.render, task.folder.name)  # Z-up, faces +X
+        render_object(
+            normalise(surface, X_FRONT_TO_MINUS_Y), task.folder, task.render, task.folder.name
+        )  # Z-up, faces +X
         return Done(task.seed, len(triangles), generated - start, coloured - generated, time.perf_counter() - coloured)
     except Exception as error:  # one bad seed must not stop a run of thousands
         return Failed(task.seed, f"{type(error).__name__}: {error}".splitlines()[0])
@@ -429,16 +453,22 @@ def make_object(task: Task) -> Union[Done, Failed]:
 # ---- in the main process ----
 
 
-def run_workers(tasks: List[Task], workers: int, log_dir: Path) -> Iterator[Union[Done, Failed]]:
+def run_workers(tasks: list[Task], workers: int, log_dir: Path) -> Iterator[Done | Failed]:
     """Results of `make_object` over `tasks`, in completion order, from `workers` processes.
 
     A crashed worker (Blender can segfault) fails the objects it was making; the others go on
     in a fresh pool.
     """
-    pending: Deque[Task] = deque(tasks)
+    pending: deque[Task] = deque(tasks)
     while pending:
-        running: Dict[Future, Task] = {}
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker, initargs=(log_dir,), max_tasks_per_child=TASKS_PER_WORKER)
+        running: dict[Future, Task] = {}
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=get_context("spawn"),
+            initializer=init_worker,
+            initargs=(log_dir,),
+            max_tasks_per_child=TASKS_PER_WORKER,
+        )
         try:
             while pending or running:
                 while pending and len(running) < 2 * workers:
@@ -477,7 +507,7 @@ class Procedural:
     render: RenderOptions = field(default_factory=RenderOptions)
     overwrite: bool = False
     """Re-make objects whose folder exists (otherwise they are kept: an interrupted run resumes)."""
-    preview: Optional[Path] = None
+    preview: Path | None = None
     """Also write a contact sheet PNG of all objects here."""
 
     def main(self) -> None:
@@ -490,7 +520,10 @@ class Procedural:
         todo = [t for t in tasks if self.overwrite or not t.folder.is_dir()]
         failed = make_all(todo, len(tasks), self.workers, self.output, self.category)
         present = write_present_index(self.output, self.category)
-        CONSOLE.print(f"{present} {self.category} objects in {self.output}" + (f"; {failed} seeds failed (rerun to retry them)" if failed else ""))
+        CONSOLE.print(
+            f"{present} {self.category} objects in {self.output}"
+            + (f"; {failed} seeds failed (rerun to retry them)" if failed else "")
+        )
         if self.preview is not None and present:
             category_sheet(self.output, self.preview)
 
@@ -503,10 +536,13 @@ def check_style(index: Path) -> None:
         for key, value in STYLE.items():
             if entry.get(key) != value:
                 made = entry.get(key, "not recorded")
-                raise HypnerfError(f"{index}: objects made by an older hypnerf-ns ({key}: {made}; now {value}): write to a new --output, or pass --overwrite")
+                raise HypnerfError(
+                    f"{index}: objects made by an older hypnerf-ns ({key}: {made}; now {value}): "
+                    "write to a new --output, or pass --overwrite"
+                )
 
 
-def make_all(tasks: List[Task], total: int, workers: int, output: Path, category: str) -> int:
+def make_all(tasks: list[Task], total: int, workers: int, output: Path, category: str) -> int:
     """Make `tasks` with a progress bar over all `total` objects; returns how many failed."""
     failed = 0
     with progress_bar(console=CONSOLE) as progress:
@@ -514,10 +550,13 @@ def make_all(tasks: List[Task], total: int, workers: int, output: Path, category
         for k, result in enumerate(run_workers(tasks, workers, output / ".logs"), start=1):
             if isinstance(result, Failed):
                 failed += 1
-                progress.console.print(f"[yellow]warning[/yellow]: seed {result.seed} skipped: {result.error}", soft_wrap=True)
+                progress.console.print(
+                    f"[yellow]warning[/yellow]: seed {result.seed} skipped: {result.error}", soft_wrap=True
+                )
             else:
                 progress.console.print(
-                    f"{object_id(category, result.seed)} ({choose_factory(category, result.seed)[1]}): {result.triangles} triangles; "
+                    f"{object_id(category, result.seed)} ({choose_factory(category, result.seed)[1]}): "
+                    f"{result.triangles} triangles; "
                     f"generation {result.generation:.1f} s, colour {result.colour:.1f} s, render {result.render:.1f} s",
                     soft_wrap=True,
                 )

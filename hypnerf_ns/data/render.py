@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Tuple
+from typing import cast
 
 import numpy as np
 import trimesh
@@ -46,10 +46,10 @@ class Surface:
     """[F, 3, 3] float32 RGB in [0, 1] at each corner: material or vertex colour, multiplied with the texture."""
     face_texture: np.ndarray
     """[F] int64 index into `textures`, -1 for none."""
-    textures: List[np.ndarray]
+    textures: list[np.ndarray]
     """[H, W, 3] float32 RGB images in [0, 1]."""
 
-    def transformed(self, matrix: np.ndarray) -> "Surface":
+    def transformed(self, matrix: np.ndarray) -> Surface:
         """This surface with vertices mapped by a 4x4 (or 3x3) matrix."""
         m = np.eye(4)
         m[: matrix.shape[0], : matrix.shape[1]] = matrix
@@ -57,11 +57,11 @@ class Surface:
         return Surface(vertices, self.faces, self.corner_uv, self.corner_colour, self.face_texture, self.textures)
 
 
-def missing_textures(path: Path) -> List[Path]:
+def missing_textures(path: Path) -> list[Path]:
     """Texture files an OBJ's material libraries name but that do not exist."""
     if path.suffix.lower() != ".obj":
         return []
-    missing: List[Path] = []
+    missing: list[Path] = []
     text = path.read_text(encoding="utf-8", errors="replace")
     for library in re.findall(r"^\s*mtllib\s+(.+?)\s*$", text, flags=re.MULTILINE):
         library_path = path.parent / library
@@ -75,7 +75,7 @@ def missing_textures(path: Path) -> List[Path]:
     return missing
 
 
-def _albedo_of(part: trimesh.Trimesh, textures: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, int]:
+def _albedo_of(part: trimesh.Trimesh, textures: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
     """Corner UVs [F, 3, 2], corner colours [F, 3, 3] and texture index of one mesh part."""
     faces = part.faces
     uv = np.zeros((len(faces), 3, 2), dtype=np.float32)
@@ -107,13 +107,13 @@ def load_surface(path: Path) -> Surface:
     if missing:
         raise MeshError(f"texture file {missing[0]} is missing")
     try:
-        scene = trimesh.load(str(path), force="scene", process=False)
+        scene = cast(trimesh.Scene, trimesh.load(str(path), force="scene", process=False))  # force="scene": a Scene
     except Exception as error:  # trimesh raises many types for unreadable files
         raise MeshError(f"unreadable mesh ({type(error).__name__}: {error})") from None
     parts = [g for g in scene.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
     if not parts:
         raise MeshError("no triangles")
-    textures: List[np.ndarray] = []
+    textures: list[np.ndarray] = []
     vertices, faces, uvs, colours, face_texture = [], [], [], [], []
     offset = 0
     for part in parts:
@@ -124,7 +124,14 @@ def load_surface(path: Path) -> Surface:
         colours.append(colour)
         face_texture.append(np.full(len(part.faces), texture_index, dtype=np.int64))
         offset += len(part.vertices)
-    surface = Surface(np.concatenate(vertices), np.concatenate(faces), np.concatenate(uvs), np.concatenate(colours), np.concatenate(face_texture), textures)
+    surface = Surface(
+        np.concatenate(vertices),
+        np.concatenate(faces),
+        np.concatenate(uvs),
+        np.concatenate(colours),
+        np.concatenate(face_texture),
+        textures,
+    )
     if not np.isfinite(surface.vertices).all():
         raise MeshError("non-finite vertex positions")
     corners = surface.vertices[surface.faces]
@@ -167,11 +174,15 @@ def look_at_origin(eye: np.ndarray) -> np.ndarray:
     return pose
 
 
-def sample_cameras(count: int, radius: float, elevation_deg: Tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+def sample_cameras(
+    count: int, radius: float, elevation_deg: tuple[float, float], rng: np.random.Generator
+) -> np.ndarray:
     """[count, 4, 4] cameras on a sphere around the origin: azimuth uniform, elevation uniform in range."""
     azimuth = rng.uniform(0.0, 2.0 * math.pi, count)
     elevation = np.radians(rng.uniform(elevation_deg[0], elevation_deg[1], count))
-    eyes = radius * np.stack([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)], -1)
+    eyes = radius * np.stack(
+        [np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)], -1
+    )
     return np.stack([look_at_origin(eye) for eye in eyes])
 
 
@@ -217,7 +228,9 @@ class Renderer:
             light += intensity * np.clip(normals @ (direction / np.linalg.norm(direction)), 0.0, None)
         return np.clip(albedo * light[:, None], 0.0, 1.0)
 
-    def render(self, camera_to_world: np.ndarray, width: int, height: int, focal: float, supersample: int = 2) -> np.ndarray:
+    def render(
+        self, camera_to_world: np.ndarray, width: int, height: int, focal: float, supersample: int = 2
+    ) -> np.ndarray:
         """One view: [4, 4] OpenGL camera-to-world -> [height, width, 4] uint8 RGBA.
 
         Each pixel averages supersample x supersample rays (premultiplied), for antialiased edges.
@@ -227,11 +240,15 @@ class Renderer:
         px = (np.arange(width)[:, None] + offsets[None, :]).reshape(-1)  # [W*s]
         py = (np.arange(height)[:, None] + offsets[None, :]).reshape(-1)  # [H*s]
         gx, gy = np.meshgrid(px, py)  # [H*s, W*s]
-        camera_dirs = np.stack([(gx - width / 2) / focal, -(gy - height / 2) / focal, -np.ones_like(gx)], -1).reshape(-1, 3)
+        camera_dirs = np.stack([(gx - width / 2) / focal, -(gy - height / 2) / focal, -np.ones_like(gx)], -1).reshape(
+            -1, 3
+        )
         directions = camera_dirs @ camera_to_world[:3, :3].T
         directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
         origins = np.broadcast_to(camera_to_world[:3, 3], directions.shape)
-        face, ray, points = self.intersector.intersects_id(origins, directions, multiple_hits=False, return_locations=True)
+        face, ray, points = self.intersector.intersects_id(
+            origins, directions, multiple_hits=False, return_locations=True
+        )
         rgba = np.zeros((len(directions), 4), dtype=np.float32)
         if len(face):
             rgba[ray, :3] = self._shade(face, points, directions[ray])

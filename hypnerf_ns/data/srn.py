@@ -46,9 +46,10 @@ also used by the ABO converter (`abo.py`).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Literal, Optional, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -60,8 +61,11 @@ from hypnerf_ns.data.writer import View, write_index, write_object
 from hypnerf_ns.errors import HypnerfError, InputError
 from hypnerf_ns.progress import progress_bar
 
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
 CONSOLE = Console()
-UP_TO_Z: Dict[str, np.ndarray] = {
+UP_TO_Z: dict[str, np.ndarray] = {
     "y": Y_UP_TO_Z_UP,
     "z": np.eye(3),
 }
@@ -81,7 +85,7 @@ T = TypeVar("T")
 class ObjectData:
     """All views of one converted object, in our world (Z-up, scaled), before splitting."""
 
-    views: List[View]
+    views: list[View]
     focal: float
     """Focal length in pixels of the stored images."""
     cx: float
@@ -91,7 +95,7 @@ class ObjectData:
 # ---------------------------------------------------------------- shared by the converters
 
 
-def object_folders(root: Path) -> List[Path]:
+def object_folders(root: Path) -> list[Path]:
     """Sorted, non-hidden sub-folders of `root` (one per object), or an InputError."""
     if not root.exists():
         raise InputError(root, "no such folder")
@@ -103,7 +107,7 @@ def object_folders(root: Path) -> List[Path]:
     return folders
 
 
-def load_image(path: Path, mode: Optional[str] = None) -> Image.Image:
+def load_image(path: Path, mode: str | None = None) -> Image.Image:
     """The decoded image (converted to `mode` if given), or an InputError naming the file."""
     if not path.is_file():
         raise InputError(path, "missing")
@@ -130,7 +134,7 @@ def to_category_frame(camera_to_world: np.ndarray, up: str, scale: float) -> np.
     return pose
 
 
-def split_views(views: Sequence[T], test_every: int, val_every: int) -> Dict[str, List[T]]:
+def split_views(views: Sequence[T], test_every: int, val_every: int) -> dict[str, list[T]]:
     """Deterministic split by frame order.
 
     Views 0, n, 2n, ... (n = test_every) go to test; of the others, the 1st, (m+1)-th, ...
@@ -151,7 +155,7 @@ def check_options(scale: float, test_every: int, val_every: int) -> None:
         raise HypnerfError(f"--test-every and --val-every must be at least 2, got {test_every} and {val_every}")
 
 
-def box_fit(views: Sequence[View], focal: float, cx: float, cy: float) -> Tuple[float, float]:
+def box_fit(views: Sequence[View], focal: float, cx: float, cy: float) -> tuple[float, float]:
     """How the object sits in [-0.5, 0.5]^3, judged from its silhouettes (alpha > 127).
 
     A camera ray through an object pixel meets the object, so when it misses the box the object
@@ -164,7 +168,9 @@ def box_fit(views: Sequence[View], focal: float, cx: float, cy: float) -> Tuple[
         rows, cols = np.nonzero(view.image[..., 3] > 127)  # [P] each
         if rows.size == 0:
             continue
-        camera = np.stack([(cols + 0.5 - cx) / focal, (cy - rows - 0.5) / focal, -np.ones(rows.size)], axis=-1)  # [P, 3]
+        camera = np.stack(
+            [(cols + 0.5 - cx) / focal, (cy - rows - 0.5) / focal, -np.ones(rows.size)], axis=-1
+        )  # [P, 3]
         directions = camera @ view.camera_to_world[:3, :3].T  # [P, 3] world
         directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
         origin = view.camera_to_world[:3, 3]  # [3]
@@ -191,13 +197,13 @@ def convert_category(
     test_every: int,
     val_every: int,
     scale: float,
-) -> List[str]:
+) -> list[str]:
     """Load, split and write every object folder, then objects.json; returns the ids written.
 
     An object whose files are broken (`load` raises InputError) is skipped with a warning naming
     the file. Ids and names are the folder names.
     """
-    written: List[str] = []
+    written: list[str] = []
     with progress_bar(console=CONSOLE) as progress:
         task = progress.add_task(f"converting {source} objects", total=len(folders))
         for folder in folders:
@@ -206,7 +212,10 @@ def convert_category(
                 splits = split_views(data.views, test_every, val_every)
                 empty = [name for name, views in splits.items() if not views]
                 if empty:
-                    raise InputError(folder, f"{len(data.views)} views leave the {empty[0]} split empty (see --test-every, --val-every)")
+                    raise InputError(
+                        folder,
+                        f"{len(data.views)} views leave the {empty[0]} split empty (see --test-every, --val-every)",
+                    )
             except InputError as error:
                 warn(progress, f"skipping {folder.name}: {error.path}: {error.problem}")
                 progress.advance(task)
@@ -214,7 +223,11 @@ def convert_category(
             write_object(output / folder.name, splits, data.focal, data.cx, data.cy)
             outside, reach = box_fit(data.views, data.focal, data.cx, data.cy)
             if outside > OUTSIDE_TOLERANCE:
-                warn(progress, f"{folder.name}: {outside:.1%} of its object pixels look outside [-0.5, 0.5]^3 at --scale {scale:g}; try --scale {scale * BOX_HALF_SIZE / reach:.3g}")
+                warn(
+                    progress,
+                    f"{folder.name}: {outside:.1%} of its object pixels look outside [-0.5, 0.5]^3 "
+                    f"at --scale {scale:g}; try --scale {scale * BOX_HALF_SIZE / reach:.3g}",
+                )
             written.append(folder.name)
             progress.advance(task)
     if not written:
@@ -226,7 +239,7 @@ def convert_category(
 # ---------------------------------------------------------------- SRN
 
 
-def read_intrinsics(path: Path) -> Tuple[float, float, float, int, int]:
+def read_intrinsics(path: Path) -> tuple[float, float, float, int, int]:
     """(f, cx, cy, height, width) of an SRN intrinsics.txt; f, cx, cy refer to a height x width image."""
     if not path.is_file():
         raise InputError(path, "missing")
@@ -268,7 +281,7 @@ def srn_rgba(path: Path, white_threshold: int) -> np.ndarray:
     return rgba
 
 
-def frame_pairs(folder: Path) -> List[Tuple[Path, Path]]:
+def frame_pairs(folder: Path) -> list[tuple[Path, Path]]:
     """(image, pose file) of each frame of an SRN object, matched by frame name, in name order."""
     rgb_dir, pose_dir = folder / "rgb", folder / "pose"
     for sub in (rgb_dir, pose_dir):
@@ -290,7 +303,7 @@ def load_srn_object(folder: Path, up: str, scale: float, white_threshold: int) -
     """All views of one SRN object in our world, intrinsics rescaled to the stored images."""
     intrinsics_path = folder / "intrinsics.txt"
     f, cx, cy, height, width = read_intrinsics(intrinsics_path)
-    views: List[View] = []
+    views: list[View] = []
     for image_path, pose_path in frame_pairs(folder):
         image = srn_rgba(image_path, white_threshold)
         check_same_size(image_path, image, views)
@@ -298,13 +311,16 @@ def load_srn_object(folder: Path, up: str, scale: float, white_threshold: int) -
     h, w = views[0].image.shape[:2]
     factor = w / width
     if not np.isclose(h / height, factor, rtol=1e-3):
-        raise InputError(intrinsics_path, f"refers to {width}x{height} images, but the images are {w}x{h} (another aspect ratio)")
+        raise InputError(
+            intrinsics_path, f"refers to {width}x{height} images, but the images are {w}x{h} (another aspect ratio)"
+        )
     return ObjectData(views, f * factor, cx * factor, cy * factor)
 
 
 @dataclass
 class ConvertSRN:
-    """Convert SRN renders (ShapeNet cars/chairs: <obj>/rgb, <obj>/pose, <obj>/intrinsics.txt) into a category folder."""
+    """Convert SRN renders (ShapeNet cars/chairs: <obj>/rgb, <obj>/pose, <obj>/intrinsics.txt) into a category
+    folder."""
 
     input: Path
     """SRN folder: one sub-folder per object (e.g. cars_train)."""
@@ -315,7 +331,8 @@ class ConvertSRN:
     up: Literal["y", "z"] = "y"
     """Up axis of the input world; ShapeNet is Y-up, rotated here to our Z-up. "z" leaves it."""
     scale: float = 1.0
-    """Factor on the camera translations; 1.0 as ShapeNet objects are normalised to about [-0.5, 0.5]^3, our box. Objects that stick out are reported with a scale that fits."""
+    """Factor on the camera translations; 1.0 as ShapeNet objects are normalised to about [-0.5, 0.5]^3, our box.
+    Objects that stick out are reported with a scale that fits."""
     white_threshold: int = 4
     """RGB images: a pixel is background (alpha 0) when every channel is within this of 255."""
     test_every: int = 8
@@ -328,5 +345,7 @@ class ConvertSRN:
         check_options(self.scale, self.test_every, self.val_every)
         folders = object_folders(self.input)
         load = functools.partial(load_srn_object, up=self.up, scale=self.scale, white_threshold=self.white_threshold)
-        ids = convert_category(folders, load, self.output, self.category, "srn", self.test_every, self.val_every, self.scale)
+        ids = convert_category(
+            folders, load, self.output, self.category, "srn", self.test_every, self.val_every, self.scale
+        )
         CONSOLE.print(f"{len(ids)} of {len(folders)} objects written to {self.output}")

@@ -18,9 +18,10 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -38,7 +39,9 @@ class View:
     """[4, 4] (or [3, 4]) camera-to-world, OpenGL convention: x right, y up, looking down -z."""
 
 
-def write_object(folder: Path, splits: Mapping[str, Sequence[View]], focal: float, cx: float | None = None, cy: float | None = None) -> None:
+def write_object(
+    folder: Path, splits: Mapping[str, Sequence[View]], focal: float, cx: float | None = None, cy: float | None = None
+) -> None:
     """Write one object folder (all splits) atomically, replacing any previous version.
 
     Args:
@@ -58,9 +61,11 @@ def write_object(folder: Path, splits: Mapping[str, Sequence[View]], focal: floa
         shutil.rmtree(staging)
     for split, views in splits.items():
         (staging / split).mkdir(parents=True)
-        frames: List[Dict[str, Any]] = []
+        frames: list[dict[str, Any]] = []
         for k, view in enumerate(views):
-            Image.fromarray(np.ascontiguousarray(view.image, dtype=np.uint8), "RGBA").save(staging / split / f"r_{k}.png")
+            Image.fromarray(np.ascontiguousarray(view.image, dtype=np.uint8), "RGBA").save(
+                staging / split / f"r_{k}.png"
+            )
             pose = np.eye(4)
             pose[:3, :4] = np.asarray(view.camera_to_world, dtype=np.float64)[:3, :4]
             frames.append({"file_path": f"./{split}/r_{k}", "transform_matrix": pose.round(8).tolist()})
@@ -85,4 +90,6 @@ def write_index(root: Path, category: str, objects: Sequence[Mapping[str, Any]])
     for entry in objects:
         if "id" not in entry or "name" not in entry:
             raise ValueError(f"objects.json entries need an id and a name, got {dict(entry)}")
-    write_text_atomic(root / "objects.json", json.dumps({"category": category, "objects": list(objects)}, indent=1) + "\n")
+    write_text_atomic(
+        root / "objects.json", json.dumps({"category": category, "objects": list(objects)}, indent=1) + "\n"
+    )

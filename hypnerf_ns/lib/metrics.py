@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
-
 import torch
 from torch import Tensor
 from torchmetrics.functional import structural_similarity_index_measure
@@ -20,14 +18,15 @@ def psnr(images: Tensor, targets: Tensor) -> Tensor:
     return -10.0 * torch.log10(mse)
 
 
-def image_metrics(images: Tensor, targets: Tensor) -> Dict[str, float]:
+def image_metrics(images: Tensor, targets: Tensor) -> dict[str, float]:
     """Mean PSNR and SSIM over RGB images [V, H, W, 3] against targets [V, H, W, 3], in [0, 1]."""
     pred, gt = images.clamp(0, 1).permute(0, 3, 1, 2), targets.permute(0, 3, 1, 2)
     ssim = structural_similarity_index_measure(pred, gt, data_range=1.0, reduction="none")
+    assert isinstance(ssim, Tensor)  # a tuple only with return_full_image=True
     return {"psnr": float(psnr(pred, gt).mean()), "ssim": float(ssim.mean())}
 
 
-def score_nerf(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels) -> Tuple[Dict[str, float], Tensor]:
+def score_nerf(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels) -> tuple[dict[str, float], Tensor]:
     """Mean PSNR / SSIM of one NeRF over the views of `pixels` (white background), and its render [R, 3]."""
     rgb = render_pixels(model, params, pixels)
     height, width = pixels.size

@@ -12,7 +12,7 @@ import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -22,6 +22,9 @@ from hypnerf_ns.method.checkpoints import newest_complete_step
 from hypnerf_ns.method.model import HypNeRFModel, HypNeRFModelConfig
 from hypnerf_ns.nerf.hypernetwork import Codes, NeRFParams
 from hypnerf_ns.nerf.latent_files import FinetunedNeRF, load_codes
+
+if TYPE_CHECKING:
+    from hypnerf_ns.data.datamanager import CategoryDataManagerConfig
 
 
 @dataclass
@@ -45,10 +48,14 @@ class Prior:
         return folder
 
     @functools.cached_property
-    def listed_folders(self) -> Dict[str, Path]:
+    def listed_folders(self) -> dict[str, Path]:
         """Object id -> folder, as the category's objects.json lists them (merged categories name
         folders in other roots); empty without objects.json (then ROOT/<id>)."""
-        return {entry.id: entry.folder for entry in list_objects(self.data)} if (self.data / "objects.json").is_file() else {}
+        return (
+            {entry.id: entry.folder for entry in list_objects(self.data)}
+            if (self.data / "objects.json").is_file()
+            else {}
+        )
 
     def run_file(self, name: str) -> Path:
         """A file of this run (e.g. denoiser.pt, text.pt): next to its config.yml."""
@@ -88,7 +95,7 @@ def load_prior(config_path: Path) -> Prior:
     config, pipeline, _, _ = eval_setup(config_path, test_mode="inference", update_config_callback=at_step)
     model = pipeline.model
     model.eval()
-    datamanager = config.pipeline.datamanager
+    datamanager = cast("CategoryDataManagerConfig", config.pipeline.datamanager)  # a hyp-nerf run's
     data = Path(datamanager.data if datamanager.data is not None else datamanager.dataparser.data)
     return Prior(model, float(datamanager.camera_res_scale_factor), data, config_path)
 
@@ -124,14 +131,14 @@ def codes_of(model: HypNeRFModel, spec: str) -> Codes:
 class NeRFChoice:
     """Which NeRF of the prior: exactly one of a training object, a latent file, a finetuned NeRF file."""
 
-    object: Optional[str] = None
+    object: str | None = None
     """A training object's id (or name)."""
-    latent: Optional[Path] = None
+    latent: Path | None = None
     """Or: a latent file (`hypnerf-ns invert`, `hypnerf-ns text`)."""
-    finetuned: Optional[Path] = None
+    finetuned: Path | None = None
     """Or: a finetuned NeRF file (`hypnerf-ns finetune`)."""
 
-    def resolve(self, model: HypNeRFModel, load_config: Path) -> Tuple[str, NeRFParams]:
+    def resolve(self, model: HypNeRFModel, load_config: Path) -> tuple[str, NeRFParams]:
         """(name, NeRF parameters [1, ...]); InputError naming the file if the choice is not exactly
         one, or its file is not one of `model`'s."""
         if sum(choice is not None for choice in (self.object, self.latent, self.finetuned)) != 1:
@@ -142,7 +149,7 @@ class NeRFChoice:
         with torch.no_grad():
             return name, model.hypernetwork(codes)
 
-    def codes(self, model: HypNeRFModel) -> Tuple[str, Codes]:
+    def codes(self, model: HypNeRFModel) -> tuple[str, Codes]:
         """(name, codes [1, D]) of the chosen training object or latent file."""
         if self.latent is not None:
             return self.latent.parent.name, load_codes(self.latent, model.hypernetwork)

@@ -1,14 +1,13 @@
-"""Render a generated NeRF: one entry point, its parameters + rays -> outputs.
+"""Render a generated NeRF of a trained prior: its parameters + rays -> outputs.
 
 `render_nerf` is what every tool renders with (inversion, finetuning, retrieval, evaluation,
-videos, meshes' colours). The occupancy grid is built inside unless given; the background and
-the sample jitter are arguments, never read from the model's train / eval mode, so rendering
-never changes or depends on that mode. Gradients flow to `params` when the caller enables them.
+videos, meshes' colours): the core `nerf.rendering.render_rays` with the prior's field and
+settings, in chunks of rays. The occupancy grids are those the viewer renders with
+(`occupancy_for`); the background and the sample jitter are arguments, never read from the
+model's train / eval mode. Gradients flow to `params` when the caller enables them.
 """
 
 from __future__ import annotations
-
-from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -18,6 +17,17 @@ from torch import Tensor
 from hypnerf_ns.lib.views import PosedPixels, pixels_of
 from hypnerf_ns.method.model import HypNeRFModel
 from hypnerf_ns.nerf.hypernetwork import NeRFParams
+from hypnerf_ns.nerf.rendering import Background, occupancy_grids, render_rays
+from hypnerf_ns.nerf.sampling import density_threshold
+
+
+def occupancy_for(model: HypNeRFModel, params: NeRFParams) -> Tensor:
+    """Occupancy grids [B, G, G, G] of B NeRFs `params` ([B, ...]) of `model`'s prior, as its viewer
+    builds them: G = `occupancy_resolution`, the training grids' density threshold."""
+    config = model.config
+    threshold = density_threshold(config.occupancy_alpha_threshold, config.render_step_size)
+    detached = {name: value.detach() for name, value in params.items()}
+    return occupancy_grids(model.field, detached, config.occupancy_resolution, threshold)
 
 
 def render_nerf(
@@ -26,21 +36,21 @@ def render_nerf(
     origins: Tensor,
     directions: Tensor,
     *,
-    slot: Optional[Tensor] = None,
-    occupied: Optional[Tensor] = None,
-    background: str = "white",
+    slot: Tensor | None = None,
+    occupied: Tensor | None = None,
+    background: Background = "white",
     jitter: bool = False,
     normals: bool = False,
-    nears: Optional[Tensor] = None,
-    fars: Optional[Tensor] = None,
+    nears: Tensor | None = None,
+    fars: Tensor | None = None,
     chunk: int = 8192,
-) -> Dict[str, Tensor]:
+) -> dict[str, Tensor]:
     """Rays [R] (`origins`, unit `directions` [R, 3]) under B NeRFs `params` [B, ...].
 
     Args:
         slot: [R] long, which NeRF each ray sees (all the first if None).
-        occupied: [B, G, G, G] occupancy grids (computed from `params` if None).
-        background: "white", "black", or "random" (colour left unblended for a loss on a random background).
+        occupied: [B, G, G, G] occupancy grids (`occupancy_for(model, params)` if None).
+        background: "white", "black", or "random" (`nerf.rendering.Background`).
         jitter: jitter sample positions within their step (as in training).
         normals: also "normals" [R, 3] (a density gradient per ray).
         nears, fars: [R] optional segment of each ray to render.
@@ -50,7 +60,7 @@ def render_nerf(
     """
     slot = torch.zeros(len(origins), dtype=torch.long, device=origins.device) if slot is None else slot
     if occupied is None:
-        occupied = model.occupancy_of({name: value.detach() for name, value in params.items()})
+        occupied = occupancy_for(model, params)
     names = ("rgb", "accumulation", "depth", *(("normals",) if normals else ()))
     pieces = []
     for start in range(0, len(origins), chunk):
@@ -58,10 +68,19 @@ def render_nerf(
         # Only the NeRFs this chunk's rays see (a range of slots): scoring N candidates on the same
         # rays otherwise marched and ran every chunk through all N grids and MLPs.
         first, last = int(slot[part].min()), int(slot[part].max()) + 1
-        outputs = model.render(
-            origins[part], directions[part], {name: value[first:last] for name, value in params.items()}, slot[part] - first,
-            occupied[first:last], background=background, jitter=jitter, normals=normals,
-            nears=None if nears is None else nears[part], fars=None if fars is None else fars[part],
+        outputs = render_rays(
+            model.field,
+            {name: value[first:last] for name, value in params.items()},
+            origins[part],
+            directions[part],
+            slot[part] - first,
+            occupied[first:last],
+            step_size=model.config.render_step_size,
+            background=background,
+            jitter=jitter,
+            normals=normals,
+            nears=None if nears is None else nears[part],
+            fars=None if fars is None else fars[part],
         )
         pieces.append({name: outputs[name] for name in names})
     return {name: torch.cat([piece[name] for piece in pieces]) for name in names}
@@ -78,7 +97,12 @@ def render_views(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels) -
     with torch.no_grad():
         outputs = render_nerf(model, params, pixels.origins, pixels.directions)
     height, width = pixels.size
-    return torch.cat([outputs["rgb"], outputs["accumulation"]], dim=-1).reshape(-1, height, width, 4).permute(0, 3, 1, 2).clamp(0, 1)
+    return (
+        torch.cat([outputs["rgb"], outputs["accumulation"]], dim=-1)
+        .reshape(-1, height, width, 4)
+        .permute(0, 3, 1, 2)
+        .clamp(0, 1)
+    )
 
 
 def render_image(model: HypNeRFModel, params: NeRFParams, cameras: Cameras, index: int) -> np.ndarray:
@@ -89,11 +113,15 @@ def render_image(model: HypNeRFModel, params: NeRFParams, cameras: Cameras, inde
     return (rgb.reshape(height, width, 3).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
 
 
-def render_candidates(model: HypNeRFModel, params: NeRFParams, occupied: Tensor, origins: Tensor, directions: Tensor) -> Tensor:
+def render_candidates(
+    model: HypNeRFModel, params: NeRFParams, occupied: Tensor, origins: Tensor, directions: Tensor
+) -> Tensor:
     """RGB [B, R, 3] on white of the same rays [R] seen by each of B NeRFs (`params` [B, ...],
     `occupied` [B, G, G, G]), without gradients."""
     count = len(occupied)
     slot = torch.arange(count, device=origins.device).repeat_interleave(len(origins))
     with torch.no_grad():
-        rgb = render_nerf(model, params, origins.repeat(count, 1), directions.repeat(count, 1), slot=slot, occupied=occupied)["rgb"]
+        rgb = render_nerf(
+            model, params, origins.repeat(count, 1), directions.repeat(count, 1), slot=slot, occupied=occupied
+        )["rgb"]
     return rgb.reshape(count, len(origins), 3)

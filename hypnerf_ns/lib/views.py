@@ -6,9 +6,9 @@ retrieval, evaluation) takes `PosedPixels`: one ray per pixel with its colour an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -35,18 +35,27 @@ class PosedPixels:
     """[R, 4] in [0, 1], straight (not premultiplied) colour"""
     view_of_ray: Tensor
     """[R] long: which of the views each ray belongs to."""
-    size: Tuple[int, int]
+    size: tuple[int, int]
     """(height, width) of every view."""
-    weight: Optional[Tensor] = None
+    weight: Tensor | None = None
     """[R] weight of each ray in a fit (all equal if None)."""
 
-    def select(self, index: Tensor) -> "PosedPixels":
+    def select(self, index: Tensor) -> PosedPixels:
         weight = None if self.weight is None else self.weight[index]
-        return PosedPixels(self.origins[index], self.directions[index], self.rgba[index], self.view_of_ray[index], self.size, weight)
+        return PosedPixels(
+            self.origins[index], self.directions[index], self.rgba[index], self.view_of_ray[index], self.size, weight
+        )
 
-    def weighted(self, weight: float) -> "PosedPixels":
+    def weighted(self, weight: float) -> PosedPixels:
         """The same pixels, each of weight `weight`."""
-        return PosedPixels(self.origins, self.directions, self.rgba, self.view_of_ray, self.size, torch.full_like(self.origins[:, 0], weight))
+        return PosedPixels(
+            self.origins,
+            self.directions,
+            self.rgba,
+            self.view_of_ray,
+            self.size,
+            torch.full_like(self.origins[:, 0], weight),
+        )
 
     @property
     def num_views(self) -> int:
@@ -60,12 +69,17 @@ class PosedPixels:
 
 def join_pixels(first: PosedPixels, second: PosedPixels) -> PosedPixels:
     """The pixels of both (the second's views numbered after the first's); weights 1 where unset."""
+
     def weight_of(pixels: PosedPixels) -> Tensor:
         return torch.ones_like(pixels.origins[:, 0]) if pixels.weight is None else pixels.weight
 
     return PosedPixels(
-        torch.cat([first.origins, second.origins]), torch.cat([first.directions, second.directions]), torch.cat([first.rgba, second.rgba]),
-        torch.cat([first.view_of_ray, second.view_of_ray + first.num_views]), first.size, torch.cat([weight_of(first), weight_of(second)]),
+        torch.cat([first.origins, second.origins]),
+        torch.cat([first.directions, second.directions]),
+        torch.cat([first.rgba, second.rgba]),
+        torch.cat([first.view_of_ray, second.view_of_ray + first.num_views]),
+        first.size,
+        torch.cat([weight_of(first), weight_of(second)]),
     )
 
 
@@ -83,10 +97,17 @@ def mirrored(pixels: PosedPixels) -> PosedPixels:
         return values.reshape(-1, height, width, *values.shape[1:]).flip(2).reshape(values.shape)
 
     weight = None if pixels.weight is None else flipped(pixels.weight)
-    return PosedPixels(flipped(pixels.origins) * flip, flipped(pixels.directions) * flip, flipped(pixels.rgba), pixels.view_of_ray, pixels.size, weight)
+    return PosedPixels(
+        flipped(pixels.origins) * flip,
+        flipped(pixels.directions) * flip,
+        flipped(pixels.rgba),
+        pixels.view_of_ray,
+        pixels.size,
+        weight,
+    )
 
 
-def read_rgba(path: Path, size: Tuple[int, int]) -> Tensor:
+def read_rgba(path: Path, size: tuple[int, int]) -> Tensor:
     """An image as RGBA [H, W, 4] in [0, 1] at `size` (height, width), bilinear; opaque if it has no alpha."""
     try:
         with Image.open(path) as image:
@@ -96,13 +117,15 @@ def read_rgba(path: Path, size: Tuple[int, int]) -> Tensor:
     return torch.from_numpy(np.asarray(rgba, dtype=np.float32) / 255.0)
 
 
-def load_cameras(folder: Path, split: str, views: Optional[Sequence[int]], scale: float) -> Tuple[Cameras, List[Path]]:
+def load_cameras(folder: Path, split: str, views: Sequence[int] | None, scale: float) -> tuple[Cameras, list[Path]]:
     """Cameras of views `views` (all if None) of one object folder, scaled by `scale`, and their image files."""
     object_views = read_object_views(ObjectEntry(folder.name, folder.name, folder), split)
     chosen = list(range(len(object_views.image_filenames))) if views is None else list(views)
     for k in chosen:
         if not 0 <= k < len(object_views.image_filenames):
-            raise InputError(folder / f"transforms_{split}.json", f"has {len(object_views.image_filenames)} views, no view {k}")
+            raise InputError(
+                folder / f"transforms_{split}.json", f"has {len(object_views.image_filenames)} views, no view {k}"
+            )
     cameras = Cameras(
         camera_to_worlds=torch.from_numpy(object_views.camera_to_worlds[chosen]).float(),
         fx=object_views.fx,
@@ -117,7 +140,7 @@ def load_cameras(folder: Path, split: str, views: Optional[Sequence[int]], scale
     return cameras, [object_views.image_filenames[k] for k in chosen]
 
 
-def pixels_of(cameras: Cameras, rgba: Optional[Tensor], device: torch.device) -> PosedPixels:
+def pixels_of(cameras: Cameras, rgba: Tensor | None, device: torch.device) -> PosedPixels:
     """Every pixel of C cameras of one size as rays, with colours `rgba` [C, H, W, 4] (zeros if None)."""
     height, width = int(cameras.height[0]), int(cameras.width[0])
     origins, directions = [], []
@@ -127,11 +150,17 @@ def pixels_of(cameras: Cameras, rgba: Optional[Tensor], device: torch.device) ->
         directions.append(bundle.directions.reshape(-1, 3))
     rgba = torch.zeros(len(cameras), height, width, 4) if rgba is None else rgba
     view_of_ray = torch.arange(len(cameras)).repeat_interleave(height * width)
-    return PosedPixels(torch.cat(origins).to(device), torch.cat(directions).to(device), rgba.reshape(-1, 4).to(device), view_of_ray.to(device), (height, width))
+    return PosedPixels(
+        torch.cat(origins).to(device),
+        torch.cat(directions).to(device),
+        rgba.reshape(-1, 4).to(device),
+        view_of_ray.to(device),
+        (height, width),
+    )
 
 
 def load_posed_pixels(
-    folder: Path, split: str, views: Optional[Sequence[int]], scale: float, device: torch.device, mirror: bool = False
+    folder: Path, split: str, views: Sequence[int] | None, scale: float, device: torch.device, mirror: bool = False
 ) -> PosedPixels:
     """Rays and colours of views `views` (all if None) of one object folder, images scaled by
     `scale`; with `mirror`, each view's mirror image (`mirrored`) joined after them."""
@@ -146,7 +175,7 @@ def on_white(rgba: Tensor) -> Tensor:
     return rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
 
 
-def write_renders(rgb: Tensor, size: Tuple[int, int], folder: Path) -> None:
+def write_renders(rgb: Tensor, size: tuple[int, int], folder: Path) -> None:
     """Rendered colours [V * H * W, 3] of V views of `size` (height, width) as test_<k>.png in `folder`."""
     height, width = size
     images = (rgb.reshape(-1, height, width, 3).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List
 
 import numpy as np
 import torch
@@ -27,7 +27,8 @@ CHECKPOINT_NAME = re.compile(r"step-(\d+)\.ckpt")
 
 def allow_numpy_scalars_in_checkpoints() -> None:
     """Register numpy's scalar reconstructor and dtypes as safe for `torch.load(weights_only=True)`."""
-    safe = [np.core.multiarray.scalar, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32))]
+    scalar = np.core.multiarray.scalar  # type: ignore[attr-defined]  # pickle's reconstructor: not in numpy's stubs
+    safe = [scalar, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32))]
     torch.serialization.add_safe_globals(safe)
 
 
@@ -36,7 +37,7 @@ def checkpoint_path(folder: Path, step: int) -> Path:
     return folder / f"step-{step:09d}.ckpt"
 
 
-def checkpoint_steps(folder: Path) -> List[int]:
+def checkpoint_steps(folder: Path) -> list[int]:
     """Steps of the checkpoints in `folder`, oldest first (other files ignored)."""
     if not folder.is_dir():
         return []

@@ -8,8 +8,8 @@ touched and stays sparse, so SparseAdam still moves only those rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 import torch
 import torch.distributed as dist
@@ -47,7 +47,7 @@ class _ProcessAveraged:
 
     param_groups: list
 
-    def step(self, closure: Optional[object] = None):  # noqa: ANN201 - torch's signature
+    def step(self, closure: object | None = None):
         average_over_processes([p for group in self.param_groups for p in group["params"]])
         return super().step(closure)  # type: ignore[misc]
 
@@ -70,7 +70,7 @@ class FusedAdamOptimizerConfig(AdamOptimizerConfig):
 
     fused: bool = True
 
-    def setup(self, params) -> torch.optim.Optimizer:  # noqa: ANN001 - nerfstudio's signature
+    def setup(self, params) -> torch.optim.Optimizer:
         return ProcessAveragedAdam(params, lr=self.lr, eps=self.eps, weight_decay=self.weight_decay, fused=self.fused)
 
 
@@ -78,5 +78,5 @@ class FusedAdamOptimizerConfig(AdamOptimizerConfig):
 class SparseAdamOptimizerConfig(OptimizerConfig):
     """Lazy Adam for the codebook: rows without a gradient in a step are left alone."""
 
-    def setup(self, params) -> torch.optim.Optimizer:  # noqa: ANN001 - nerfstudio's signature
+    def setup(self, params) -> torch.optim.Optimizer:
         return ProcessAveragedSparseAdam(params, lr=self.lr, eps=self.eps)

@@ -14,7 +14,7 @@ single-process format.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Type
+from typing import Literal
 
 import torch
 import torch.distributed as dist
@@ -27,7 +27,7 @@ from hypnerf_ns.method.checkpoints import allow_numpy_scalars_in_checkpoints
 
 @dataclass
 class HypNeRFPipelineConfig(VanillaPipelineConfig):
-    _target: Type = field(default_factory=lambda: HypNeRFPipeline)
+    _target: type = field(default_factory=lambda: HypNeRFPipeline)
 
 
 class HypNeRFPipeline(VanillaPipeline):
@@ -40,7 +40,7 @@ class HypNeRFPipeline(VanillaPipeline):
         test_mode: Literal["test", "val", "inference"] = "val",
         world_size: int = 1,
         local_rank: int = 0,
-        grad_scaler: Optional[GradScaler] = None,
+        grad_scaler: GradScaler | None = None,
     ) -> None:
         allow_numpy_scalars_in_checkpoints()  # before the Trainer or eval_setup loads a checkpoint
         # world_size 1 for the parent: it would wrap the model in DDP and step DDP samplers.

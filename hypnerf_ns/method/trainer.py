@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal, Type
+from typing import Any, Literal, cast
 
 import torch
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
@@ -28,7 +28,7 @@ from hypnerf_ns.nerf.cpu_kernels import flush_denormals
 class HypNeRFTrainerConfig(TrainerConfig):
     """nerfstudio's TrainerConfig with `HypNeRFTrainer` as its target."""
 
-    _target: Type = field(default_factory=lambda: HypNeRFTrainer)
+    _target: type = field(default_factory=lambda: HypNeRFTrainer)
 
 
 class HypNeRFTrainer(Trainer):
@@ -62,7 +62,9 @@ class HypNeRFTrainer(Trainer):
         path = checkpoint_path(self.checkpoint_dir, step)
         state = {
             "step": step,
-            "pipeline": (self.pipeline.module if hasattr(self.pipeline, "module") else self.pipeline).state_dict(),
+            "pipeline": (  # DistributedDataParallel wraps the pipeline as `.module`
+                cast(torch.nn.Module, self.pipeline.module) if hasattr(self.pipeline, "module") else self.pipeline
+            ).state_dict(),
             "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.optimizers.items()},
             "schedulers": {name: scheduler.state_dict() for name, scheduler in self.optimizers.schedulers.items()},
             "scalers": self.grad_scaler.state_dict(),

@@ -12,8 +12,8 @@ codes; the model turns codes into the NeRF it renders.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Hashable, List, Optional
 
 import torch
 from nerfstudio.viewer.viewer_elements import ViewerButton, ViewerDropdown, ViewerSlider, ViewerText
@@ -35,31 +35,51 @@ class ObjectControls(nn.Module):
         text_mapping: the run's text mapping file, if `hypnerf-ns text` made one.
     """
 
-    def __init__(self, codebook: Codebook, hypernetwork: HyperNetwork, object_ids: List[str], active_object: Optional[str], text_mapping: Optional[Path]) -> None:
+    def __init__(
+        self,
+        codebook: Codebook,
+        hypernetwork: HyperNetwork,
+        object_ids: list[str],
+        active_object: str | None,
+        text_mapping: Path | None,
+    ) -> None:
         super().__init__()
         self._prior = (codebook, hypernetwork)  # a tuple: not registered as sub-modules (no duplicate state-dict keys)
         self._object_ids = object_ids
         self.use_text_mapping(text_mapping)
-        self._codes: Optional[Codes] = None  # a sample, latent file or prompt shown instead of the objects
+        self._codes: Codes | None = None  # a sample, latent file or prompt shown instead of the objects
         self._shows = 0  # counts `_show` calls: tells one set of shown codes from the next
         self._samples = torch.Generator().manual_seed(0)
         default = active_object if active_object in object_ids else object_ids[0]
-        back_to_objects = lambda _: self._show(None)  # noqa: E731 - touching the object controls shows them again
-        self.viewer_object = ViewerDropdown("Object", default, object_ids, cb_hook=back_to_objects, hint="Object shown in the viewer")
-        self.viewer_blend_object = ViewerDropdown("Blend with", default, object_ids, cb_hook=back_to_objects, hint="Second object of the blend")
-        self.viewer_shape_blend = ViewerSlider("Shape blend", 0.0, 0.0, 1.0, 0.05, cb_hook=back_to_objects, hint="0: first object's shape, 1: second's")
-        self.viewer_color_blend = ViewerSlider("Colour blend", 0.0, 0.0, 1.0, 0.05, cb_hook=back_to_objects, hint="0: first object's colour, 1: second's")
+        back_to_objects = lambda _: self._show(None)
+        self.viewer_object = ViewerDropdown(
+            "Object", default, object_ids, cb_hook=back_to_objects, hint="Object shown in the viewer"
+        )
+        self.viewer_blend_object = ViewerDropdown(
+            "Blend with", default, object_ids, cb_hook=back_to_objects, hint="Second object of the blend"
+        )
+        self.viewer_shape_blend = ViewerSlider(
+            "Shape blend", 0.0, 0.0, 1.0, 0.05, cb_hook=back_to_objects, hint="0: first object's shape, 1: second's"
+        )
+        self.viewer_color_blend = ViewerSlider(
+            "Colour blend", 0.0, 0.0, 1.0, 0.05, cb_hook=back_to_objects, hint="0: first object's colour, 1: second's"
+        )
         self.viewer_sample = ViewerButton("Sample a new object", cb_hook=lambda _: self.show_sample())
-        self.viewer_latent = ViewerText("Latent file", "", cb_hook=lambda element: self.show_latent_file(element.value), hint="Path of a latent file (hypnerf-ns invert); Enter shows it")
+        self.viewer_latent = ViewerText(
+            "Latent file",
+            "",
+            cb_hook=lambda element: self.show_latent_file(element.value),
+            hint="Path of a latent file (hypnerf-ns invert); Enter shows it",
+        )
         text_hint = 'A description, e.g. "a green stool" or "a folding chair | red" (shape | colour); Enter shows it'
         self.viewer_text = ViewerText("Text", "", cb_hook=lambda element: self.show_text(element.value), hint=text_hint)
 
-    def use_text_mapping(self, path: Optional[Path]) -> None:
+    def use_text_mapping(self, path: Path | None) -> None:
         """The text mapping file prompts go through (None: none yet); loaded on the first prompt."""
         self._text_mapping_path = path
-        self._text_mapping: Optional[TextToCodes] = None
+        self._text_mapping: TextToCodes | None = None
 
-    def _show(self, codes: Optional[Codes]) -> None:
+    def _show(self, codes: Codes | None) -> None:
         """Show `codes` [1, D] (None: the object controls again)."""
         self._codes = codes
         self._shows += 1
@@ -86,7 +106,9 @@ class ObjectControls(nn.Module):
             return None
         try:
             if self._text_mapping_path is None:
-                raise HypnerfError("no text mapping for this run yet: run `hypnerf-ns text PROMPT --load-config CONFIG` once")
+                raise HypnerfError(
+                    "no text mapping for this run yet: run `hypnerf-ns text PROMPT --load-config CONFIG` once"
+                )
             if self._text_mapping is None:
                 self._text_mapping = load_text_mapping(self._text_mapping_path, self._prior[1])
             shape_prompt, _, colour_prompt = prompt.partition("|")
@@ -101,14 +123,23 @@ class ObjectControls(nn.Module):
         """A key that changes exactly when the chosen codes change."""
         if self._codes is not None:
             return ("codes", self._shows)
-        return ("objects", self.viewer_object.value, self.viewer_blend_object.value, float(self.viewer_shape_blend.value), float(self.viewer_color_blend.value))
+        return (
+            "objects",
+            self.viewer_object.value,
+            self.viewer_blend_object.value,
+            float(self.viewer_shape_blend.value),
+            float(self.viewer_color_blend.value),
+        )
 
     def codes(self) -> Codes:
         """The chosen codes [1, D]: a sample, latent file or prompt if one is shown, else the picked object or blend."""
         if self._codes is not None:
             return self._codes
         codebook = self._prior[0]
-        index = torch.tensor([self._object_ids.index(self.viewer_object.value), self._object_ids.index(self.viewer_blend_object.value)], device=codebook.shape_mean.device)
+        index = torch.tensor(
+            [self._object_ids.index(self.viewer_object.value), self._object_ids.index(self.viewer_blend_object.value)],
+            device=codebook.shape_mean.device,
+        )
         both = codebook(index, sample=False)
         first, second = both.rows(slice(None, 1)), both.rows(slice(1, None))
         return first.lerp(second, float(self.viewer_shape_blend.value), float(self.viewer_color_blend.value))

@@ -15,7 +15,6 @@ import logging
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Optional
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ FUNCTIONS = (
 
 
 @cache
-def cpu_kernels() -> Optional[ModuleType]:
+def cpu_kernels() -> ModuleType | None:
     """The compiled kernels, or None (logged once) when they cannot be built."""
     from nerfstudio.utils.rich_utils import CONSOLE
     from torch.utils.cpp_extension import load_inline
@@ -45,7 +44,7 @@ def cpu_kernels() -> Optional[ModuleType]:
             extra_cflags=["-O3", "-fopenmp"],
             extra_ldflags=["-fopenmp"],
         )
-    except Exception as error:  # noqa: BLE001 - any build failure means: use the torch equivalents
+    except Exception as error:
         logger.warning("CPU kernels unavailable (%s); using the slower pure-torch code", error)
         return None
 

@@ -11,7 +11,7 @@ collisions); finer levels use the spatial hash of Instant-NGP. Index math is int
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,7 +38,7 @@ def hash_encode_reference(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGri
     Returns:
         [P, L * F] trilinearly interpolated features, level-major.
     """
-    num_objects, num_levels, table_size, features = tables.shape
+    _num_objects, num_levels, table_size, features = tables.shape
     device = x.device
     res = torch.tensor(spec.resolutions, device=device, dtype=x.dtype)  # [L]
     pos = x.clamp(0.0, 1.0)[:, None, :] * res[None, :, None]  # [P, L, 3]
@@ -50,7 +50,10 @@ def hash_encode_reference(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGri
     vertex = torch.stack((cell, cell + 1), dim=-1)
     dense = torch.tensor(spec.dense_levels, device=device)  # [L]
     stride = torch.tensor(
-        [[1, r + 1, (r + 1) ** 2] if d else list(PRIMES) for r, d in zip(spec.resolutions, spec.dense_levels, strict=True)],
+        [
+            [1, r + 1, (r + 1) ** 2] if d else list(PRIMES)
+            for r, d in zip(spec.resolutions, spec.dense_levels, strict=True)
+        ],
         device=device,
         dtype=torch.int32,
     )  # [L, 3]
@@ -61,7 +64,9 @@ def hash_encode_reference(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGri
     index = torch.where(dense[None, :, None, None, None], summed, hashed) & (table_size - 1)  # [P, L, 2, 2, 2]
 
     # One flat gather over all objects and levels.
-    offset = (slot.to(torch.int32)[:, None] * num_levels + torch.arange(num_levels, device=device, dtype=torch.int32)) * table_size
+    offset = (
+        slot.to(torch.int32)[:, None] * num_levels + torch.arange(num_levels, device=device, dtype=torch.int32)
+    ) * table_size
     index = index.reshape(index.shape[0], num_levels, 8) + offset[:, :, None]
     corner_features = torch.nn.functional.embedding(index, tables.reshape(-1, features))  # [P, L, 8, F]
 
@@ -84,8 +89,9 @@ class _HashEncodeCPU(torch.autograd.Function):
         return kernels.hash_encode_forward(x, slot, tables, resolutions, dense)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Optional[Tensor], ...]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         kernels = cpu_kernels()
+        assert kernels is not None
         x, slot, tables, resolutions, dense = ctx.saved_tensors
         grad_out = grad_out.contiguous()
         grad_tables = grad_x = None
@@ -111,7 +117,12 @@ def hash_encode(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGridSpec) -> 
         except ImportError:  # no triton: the reference
             return hash_encode_reference(x, slot, tables, spec)
         return hash_encode_triton(x, slot, tables, spec)
-    if x.device.type != "cpu" or x.dtype != torch.float32 or tables.shape[-1] not in KERNEL_FEATURES or cpu_kernels() is None:
+    if (
+        x.device.type != "cpu"
+        or x.dtype != torch.float32
+        or tables.shape[-1] not in KERNEL_FEATURES
+        or cpu_kernels() is None
+    ):
         return hash_encode_reference(x, slot, tables, spec)
     resolutions = torch.tensor(spec.resolutions, dtype=torch.int32)
     dense = torch.tensor(spec.dense_levels, dtype=torch.bool)

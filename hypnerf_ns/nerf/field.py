@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 from nerfstudio.field_components.activations import trunc_exp
@@ -23,7 +23,7 @@ from hypnerf_ns.nerf.encoding import HashGridSpec, hash_encode
 from hypnerf_ns.nerf.hypernetwork import NeRFParams, ParamShapes
 
 
-def grouped_linear(x: Tensor, weight: Tensor, bias: Tensor, counts: List[int], relu: bool = False) -> Tensor:
+def grouped_linear(x: Tensor, weight: Tensor, bias: Tensor, counts: list[int], relu: bool = False) -> Tensor:
     """Per-object linear layer over samples grouped by object, optionally followed by a ReLU.
 
     Args:
@@ -44,7 +44,7 @@ class _GroupedLinear(torch.autograd.Function):
     their gradients) into new [P, .] tensors at every layer, ~10 full copies of the samples per step."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, counts: List[int], relu: bool) -> Tensor:
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, counts: list[int], relu: bool) -> Tensor:
         out = x.new_empty(x.shape[0], weight.shape[2])
         for i, (rows, out_rows) in enumerate(zip(x.split(counts), out.split(counts), strict=True)):
             torch.addmm(bias[i], rows, weight[i], out=out_rows)
@@ -55,7 +55,7 @@ class _GroupedLinear(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> Tuple[Optional[Tensor], ...]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         x, weight, activated = ctx.saved_tensors
         if activated is not None:
             grad_out = torch.ops.aten.threshold_backward(grad_out, activated, 0.0)  # 0 where the ReLU cut
@@ -94,6 +94,8 @@ class HyperField(nn.Module):
         density_bias: initial pre-activation density; negative starts from nearly empty space.
     """
 
+    aabb: Tensor  # buffer [2, 3]
+
     def __init__(
         self,
         grid: HashGridSpec,
@@ -113,18 +115,23 @@ class HyperField(nn.Module):
 
     # ---- parameters as data ------------------------------------------------------------------
     @property
-    def table_shape(self) -> Tuple[int, int, int]:
+    def table_shape(self) -> tuple[int, int, int]:
         return (self.grid.num_levels, self.grid.table_size, self.grid.features)
 
     def density_shapes(self) -> ParamShapes:
         h, out = self.hidden_dim, 1 + self.geo_feat_dim
-        return {"density_w0": (self.grid.output_dim, h), "density_b0": (h,), "density_w1": (h, out), "density_b1": (out,)}
+        return {
+            "density_w0": (self.grid.output_dim, h),
+            "density_b0": (h,),
+            "density_w1": (h, out),
+            "density_b1": (out,),
+        }
 
     def color_shapes(self) -> ParamShapes:
         h, inp = self.hidden_dim, self.geo_feat_dim + self.sh_levels**2
         return {"color_w0": (inp, h), "color_b0": (h,), "color_w1": (h, 3), "color_b1": (3,)}
 
-    def init_mlp_params(self, generator: Optional[torch.Generator] = None) -> NeRFParams:
+    def init_mlp_params(self, generator: torch.Generator | None = None) -> NeRFParams:
         """One object's MLP weights, He-initialised, biases zero; density starts at `density_bias`."""
         params: NeRFParams = {}
         for name, shape in {**self.density_shapes(), **self.color_shapes()}.items():
@@ -140,15 +147,21 @@ class HyperField(nn.Module):
         """World positions [..., 3] -> [0, 1]^3 inside the aabb."""
         return (positions - self.aabb[0]) / (self.aabb[1] - self.aabb[0])
 
-    def density(self, positions: Tensor, slot: Tensor, counts: List[int], params: NeRFParams) -> Tensor:
+    def density(self, positions: Tensor, slot: Tensor, counts: list[int], params: NeRFParams) -> Tensor:
         """Density [P] at points [P, 3] of slots [P] (grouped: `counts[b]` points of slot b)."""
         raw, _ = self._density_mlp(positions, slot, counts, params)
         return density_from_raw(raw)[:, 0]
 
     def forward(
-        self, positions: Tensor, directions: Tensor, slot: Tensor, counts: List[int], params: NeRFParams, compute_normals: bool = False
-    ) -> Dict[str, Tensor]:
-        """"density" [P, 1], "rgb" [P, 3] and (if `compute_normals`) unit "normals" [P, 3], minus the
+        self,
+        positions: Tensor,
+        directions: Tensor,
+        slot: Tensor,
+        counts: list[int],
+        params: NeRFParams,
+        compute_normals: bool = False,
+    ) -> dict[str, Tensor]:
+        """ "density" [P, 1], "rgb" [P, 3] and (if `compute_normals`) unit "normals" [P, 3], minus the
         density gradient, at points [P, 3] seen along unit `directions` [P, 3]; slots as in `density`."""
         with torch.enable_grad() if compute_normals else nullcontext():
             if compute_normals and not positions.requires_grad:
@@ -161,14 +174,14 @@ class HyperField(nn.Module):
             outputs["normals"] = -torch.nn.functional.normalize(gradient, dim=-1)
         return outputs
 
-    def _density_mlp(self, positions: Tensor, slot: Tensor, counts: List[int], p: NeRFParams) -> Tuple[Tensor, Tensor]:
+    def _density_mlp(self, positions: Tensor, slot: Tensor, counts: list[int], p: NeRFParams) -> tuple[Tensor, Tensor]:
         """Pre-activation density [P, 1] and geometry features [P, geo_feat_dim]."""
         features = hash_encode(self.normalize(positions), slot, p["tables"], self.grid)
         h = grouped_linear(features, p["density_w0"], p["density_b0"], counts, relu=True)
         out = grouped_linear(h, p["density_w1"], p["density_b1"], counts)
         return out[:, :1], out[:, 1:]
 
-    def _color_mlp(self, geo: Tensor, directions: Tensor, counts: List[int], p: NeRFParams) -> Tensor:
+    def _color_mlp(self, geo: Tensor, directions: Tensor, counts: list[int], p: NeRFParams) -> Tensor:
         """rgb [P, 3] from geometry features [P, geo_feat_dim] and unit view directions [P, 3]."""
         sh = components_from_spherical_harmonics(self.sh_levels, directions)
         h = grouped_linear(torch.cat([geo, sh], dim=-1), p["color_w0"], p["color_b0"], counts, relu=True)

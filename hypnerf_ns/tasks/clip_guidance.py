@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,7 @@ class LocalCLIP:
     """[3, 1, 1]"""
 
     @staticmethod
-    def load(folder: Path) -> "LocalCLIP":
+    def load(folder: Path) -> LocalCLIP:
         """CLIP from `folder`; InputError naming the folder if it is not a readable CLIP folder."""
         if not (folder / "config.json").is_file():
             raise InputError(folder, "not a CLIP folder (no config.json)")
@@ -70,12 +70,16 @@ class LocalCLIP:
         """Unit text embedding [1, P] of a prompt."""
         tokens = self.tokenizer([prompt], padding=True, return_tensors="pt")
         with torch.no_grad():
-            features = self.model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask"))
+            features = self.model.get_text_features(
+                input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask")
+            )
         return F.normalize(_tensor(features), dim=-1)
 
     def image_features(self, images: Tensor) -> Tensor:
         """Unit image embeddings [N, P] of RGB images [N, H, W, 3] in [0, 1] (differentiable)."""
-        pixels = F.interpolate(images.permute(0, 3, 1, 2), size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        pixels = F.interpolate(
+            images.permute(0, 3, 1, 2), size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
+        )
         return F.normalize(_tensor(self.model.get_image_features(pixel_values=(pixels - self.mean) / self.std)), dim=-1)
 
 
@@ -92,9 +96,16 @@ def guidance_cameras(reference: Cameras, radius: float, views: int) -> Cameras:
 
 
 def clip_optimise(
-    model: HypNeRFModel, clip: LocalCLIP, prompt: str, start: Codes, cameras: Cameras, steps: int, lr: float = 0.02, prior_weight: float = 1e-3,
-    on_step: Optional[Callable[[int, float], None]] = None,
-) -> Tuple[Codes, List[float]]:
+    model: HypNeRFModel,
+    clip: LocalCLIP,
+    prompt: str,
+    start: Codes,
+    cameras: Cameras,
+    steps: int,
+    lr: float = 0.02,
+    prior_weight: float = 1e-3,
+    on_step: Callable[[int, float], None] | None = None,
+) -> tuple[Codes, list[float]]:
     """Codes [1, D] from `start` after `steps` Adam steps on 1 - cos(CLIP(render), CLIP(prompt)),
     averaged over `cameras`, plus `prior_weight` * 0.5 |z|^2 (stays where the prior was trained);
     and the loss per step. The hypernetwork stays frozen."""
@@ -103,11 +114,13 @@ def clip_optimise(
     height, width = pixels.size
     shape = start.shape.detach().clone().requires_grad_(True)
     color = start.color.detach().clone().requires_grad_(True)
-    losses: List[float] = []
+    losses: list[float] = []
 
     def loss_at(_: int) -> Tensor:
         params = model.hypernetwork(Codes(shape, color))
-        rgb = render_nerf(model, params, pixels.origins, pixels.directions)["rgb"].reshape(len(cameras), height, width, 3)
+        rgb = render_nerf(model, params, pixels.origins, pixels.directions)["rgb"].reshape(
+            len(cameras), height, width, 3
+        )
         similarity = (clip.image_features(rgb.cpu()) @ text.T).mean()
         return (1.0 - similarity) + prior_weight * 0.5 * (shape.pow(2).sum() + color.pow(2).sum())
 

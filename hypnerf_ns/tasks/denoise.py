@@ -20,9 +20,9 @@ dev chairs, against about 16 dB for inversions of unseen chairs).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,9 @@ FILE_NAME = "denoiser.pt"
 
 def conv_block(inputs: int, outputs: int) -> nn.Sequential:
     """Two 3x3 convolutions with SiLU."""
-    return nn.Sequential(nn.Conv2d(inputs, outputs, 3, padding=1), nn.SiLU(), nn.Conv2d(outputs, outputs, 3, padding=1), nn.SiLU())
+    return nn.Sequential(
+        nn.Conv2d(inputs, outputs, 3, padding=1), nn.SiLU(), nn.Conv2d(outputs, outputs, 3, padding=1), nn.SiLU()
+    )
 
 
 class Denoiser(nn.Module):
@@ -86,16 +88,24 @@ def as_straight_rgba(images: Tensor) -> Tensor:
 
 
 def training_pairs(
-    model: HypNeRFModel, objects: List[Tuple[int, Path]], scale: float, inversions_per_object: int, views_per_inversion: int, steps: int,
-    seed: int, search_pixels: int = 4096, on_object: Optional[Callable[[], None]] = None,
-) -> Tuple[Tensor, Tensor]:
+    model: HypNeRFModel,
+    objects: list[tuple[int, Path]],
+    scale: float,
+    inversions_per_object: int,
+    views_per_inversion: int,
+    steps: int,
+    seed: int,
+    search_pixels: int = 4096,
+    on_object: Callable[[], None] | None = None,
+) -> tuple[Tensor, Tensor]:
     """(renders, ground truth), each [N, 4, H, W], of training objects given as (index in the
     codebook, folder), all of them or a subset.
 
     Each object is inverted `inversions_per_object` times from one random training view of it as
     if it were unseen (its own code excluded from the starting candidates, which are scored on
     `search_pixels` of the view: that search renders every training code, so its cost grows
-    with the prior's objects; `steps` steps), and the inverted NeRF renders that view and `views_per_inversion` - 1 other random training views.
+    with the prior's objects; `steps` steps), and the inverted NeRF renders that view and
+    `views_per_inversion` - 1 other random training views.
     """
     generator = torch.Generator().manual_seed(seed)
     inputs, targets = [], []
@@ -119,17 +129,25 @@ def training_pairs(
 
 @dataclass
 class TrainingLog:
-    losses: List[float]
+    losses: list[float]
     """Training L1 of every step."""
-    validation_psnr: List[Tuple[int, float]]
+    validation_psnr: list[tuple[int, float]]
     """(step, held-out PSNR) at every check; step 0 is the untrained (identity) denoiser."""
     kept_step: int
     """Step whose weights were kept: the best held-out PSNR (0: identity), or the last step without validation."""
 
 
 def train_denoiser(
-    denoiser: Denoiser, inputs: Tensor, targets: Tensor, steps: int, batch_size: int = 8, lr: float = 1e-3, seed: int = 0,
-    validation: Optional[Tuple[Tensor, Tensor]] = None, validate_every: int = 100, on_step: Optional[Callable[[int, float], None]] = None,
+    denoiser: Denoiser,
+    inputs: Tensor,
+    targets: Tensor,
+    steps: int,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    seed: int = 0,
+    validation: tuple[Tensor, Tensor] | None = None,
+    validate_every: int = 100,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> TrainingLog:
     """Fit `denoiser` to map `inputs` to `targets` ([N, 4, H, W]) by L1, with random horizontal flips.
 
@@ -141,7 +159,7 @@ def train_denoiser(
     optimizer = torch.optim.Adam(denoiser.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
     log = TrainingLog([], [], steps)
-    best: Optional[Tuple[float, dict]] = None
+    best: tuple[float, dict] | None = None
 
     def check(step: int) -> None:
         nonlocal best
@@ -179,7 +197,17 @@ def train_denoiser(
 
 def save_denoiser(denoiser: Denoiser, path: Path, prior: str, report: dict) -> None:
     """Write atomically: weights, width, the prior's fingerprint and how it was trained."""
-    save_torch_atomic({"format": FORMAT, "version": VERSION, "width": denoiser.width, "state": denoiser.state_dict(), "prior": prior, "report": report}, path)
+    save_torch_atomic(
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "width": denoiser.width,
+            "state": denoiser.state_dict(),
+            "prior": prior,
+            "report": report,
+        },
+        path,
+    )
 
 
 def load_denoiser(path: Path, model: HypNeRFModel) -> Denoiser:

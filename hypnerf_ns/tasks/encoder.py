@@ -13,9 +13,10 @@ and is a method of its own in `hypnerf-ns eval` (`encoder`: codes straight from 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -55,10 +56,16 @@ class ImageEncoder(nn.Module):
         super().__init__()
         self.dims = (shape_dim, color_dim, width, size)
         channels = [4, width, 2 * width, 4 * width, 8 * width]
-        blocks: List[nn.Module] = []
-        for inputs, outputs in zip(channels[:-1], channels[1:]):
-            blocks += [nn.Conv2d(inputs, outputs, 3, stride=2, padding=1), nn.GroupNorm(8, outputs), nn.SiLU(),
-                       nn.Conv2d(outputs, outputs, 3, padding=1), nn.GroupNorm(8, outputs), nn.SiLU()]
+        blocks: list[nn.Module] = []
+        for inputs, outputs in pairwise(channels):
+            blocks += [
+                nn.Conv2d(inputs, outputs, 3, stride=2, padding=1),
+                nn.GroupNorm(8, outputs),
+                nn.SiLU(),
+                nn.Conv2d(outputs, outputs, 3, padding=1),
+                nn.GroupNorm(8, outputs),
+                nn.SiLU(),
+            ]
         self.features = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.Linear(channels[-1] + 3, 256), nn.SiLU(), nn.Linear(256, shape_dim + color_dim))
         self.register_buffer("code_mean", torch.zeros(shape_dim + color_dim))
@@ -96,21 +103,28 @@ def view_directions(camera_centres: Tensor) -> Tensor:
     return F.normalize(camera_centres, dim=-1)
 
 
-def camera_views(cameras: Cameras, files: List[Path], size: int) -> Tuple[Tensor, Tensor]:
+def camera_views(cameras: Cameras, files: list[Path], size: int) -> tuple[Tensor, Tensor]:
     """Encoder input [V, 4, S, S] (float) and view directions [V, 3] of V cameras and their image files."""
     height, width = int(cameras.height[0]), int(cameras.width[0])
     rgba = torch.stack([read_rgba(file, (height, width)) for file in files])
     return encoder_input(rgba, size), view_directions(cameras.camera_to_worlds[:, :3, 3])
 
 
-def pixels_views(pixels: PosedPixels, size: int) -> Tuple[Tensor, Tensor]:
+def pixels_views(pixels: PosedPixels, size: int) -> tuple[Tensor, Tensor]:
     """Encoder input [V, 4, S, S] and view directions [V, 3] of the views of `pixels` (e.g. an inversion's inputs)."""
     height, width = pixels.size
     rgba = pixels.rgba.reshape(-1, height, width, 4).cpu()
     return encoder_input(rgba, size), view_directions(pixels.camera_centres().cpu())
 
 
-def load_encoder_views(folders: List[Path], scale: float, size: int, views_per_object: int, seed: int = 0, on_object: Optional[Callable[[], None]] = None) -> EncoderViews:
+def load_encoder_views(
+    folders: list[Path],
+    scale: float,
+    size: int,
+    views_per_object: int,
+    seed: int = 0,
+    on_object: Callable[[], None] | None = None,
+) -> EncoderViews:
     """Up to `views_per_object` random training views of each object folder (codebook order)."""
     generator = torch.Generator().manual_seed(seed)
     images, directions, objects = [], [], []
@@ -128,15 +142,22 @@ def load_encoder_views(folders: List[Path], scale: float, size: int, views_per_o
 
 @dataclass
 class EncoderLog:
-    losses: List[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
     """Training loss (standardised squared error) of every step."""
-    validation: List[Tuple[int, float]] = field(default_factory=list)
+    validation: list[tuple[int, float]] = field(default_factory=list)
     """(step, squared error on held-out views of the training objects)."""
 
 
 def train_encoder(
-    encoder: ImageEncoder, views: EncoderViews, targets: Codes, steps: int, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-    validation_fraction: float = 0.1, on_step: Optional[Callable[[int, float], None]] = None,
+    encoder: ImageEncoder,
+    views: EncoderViews,
+    targets: Codes,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    validation_fraction: float = 0.1,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> EncoderLog:
     """Fit `encoder` so that each view maps to its object's code `targets` [O, D] (standardised
     with the codes' own statistics, stored in the encoder). A share of the views is held out to
@@ -179,9 +200,19 @@ def train_encoder(
     return log
 
 
-def save_encoder(encoder: ImageEncoder, path: Path, hypernetwork: HyperNetwork, report: Dict[str, object]) -> None:
+def save_encoder(encoder: ImageEncoder, path: Path, hypernetwork: HyperNetwork, report: dict[str, object]) -> None:
     """Write atomically: weights, sizes, the prior's fingerprint and how it was trained."""
-    save_torch_atomic({"format": FORMAT, "version": VERSION, "dims": list(encoder.dims), "state": encoder.state_dict(), "prior": hypernetwork.fingerprint(), "report": report}, path)
+    save_torch_atomic(
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "dims": list(encoder.dims),
+            "state": encoder.state_dict(),
+            "prior": hypernetwork.fingerprint(),
+            "report": report,
+        },
+        path,
+    )
 
 
 def load_encoder(path: Path, hypernetwork: HyperNetwork) -> ImageEncoder:

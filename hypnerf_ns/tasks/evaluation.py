@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -54,14 +53,22 @@ from hypnerf_ns.tasks.finetune import ORBIT_VIEWS, consistency, denoised_views, 
 from hypnerf_ns.tasks.inversion import best_start, fit_from_scratch, invert, refine
 from hypnerf_ns.tasks.retrieval import gallery_of, occlude, render_gallery, robust_errors
 
-Results = Dict[str, Dict[str, float]]
+Results = dict[str, dict[str, float]]
 """method -> metric -> value, for one object."""
 BYTES_PER_FLOAT = 4  # codes and NeRF parameters are stored as float32
 
 
 def generalization_of(
-    model: HypNeRFModel, folder: Path, views: Tuple[int, ...], scale: float, steps: int, refine_steps: int,
-    finetune_steps: Optional[int] = None, denoiser: Optional[Denoiser] = None, encoder: Optional[ImageEncoder] = None, search_pixels: int = 4096,
+    model: HypNeRFModel,
+    folder: Path,
+    views: tuple[int, ...],
+    scale: float,
+    steps: int,
+    refine_steps: int,
+    finetune_steps: int | None = None,
+    denoiser: Denoiser | None = None,
+    encoder: ImageEncoder | None = None,
+    search_pixels: int = 4096,
     mirror: bool = False,
 ) -> Results:
     """Every method's test-view metrics for one unseen object from input views `views`; with an
@@ -104,8 +111,13 @@ def generalization_of(
         orbit = orbit_like(folder, views[0], scale, ORBIT_VIEWS)
         for name, method_denoiser in (("finetuned", denoiser), ("distilled", None)):
             method_start = time.perf_counter()
-            compared[name] = finetune(model, refined, denoised_views(model, refined, method_denoiser, orbit), pixels, finetune_steps)
-            results[name] = {**score_nerf(model, compared[name], test)[0], "seconds": refined_seconds + time.perf_counter() - method_start}
+            compared[name] = finetune(
+                model, refined, denoised_views(model, refined, method_denoiser, orbit), pixels, finetune_steps
+            )
+            results[name] = {
+                **score_nerf(model, compared[name], test)[0],
+                "seconds": refined_seconds + time.perf_counter() - method_start,
+            }
         for name, params in compared.items():
             results[name]["see_through"] = consistency(model, params, test)
     return results
@@ -117,7 +129,10 @@ def reconstruction_of(model: HypNeRFModel, folder: Path, object_id: str, scale: 
     codes = object_codes(model, object_id)
     with torch.no_grad():
         params = model.hypernetwork(codes)
-        results = {"prior": score_nerf(model, params, test)[0], "mean": score_nerf(model, model.hypernetwork(mean_code(model)), test)[0]}
+        results = {
+            "prior": score_nerf(model, params, test)[0],
+            "mean": score_nerf(model, model.hypernetwork(mean_code(model)), test)[0],
+        }
     results["bytes"] = {
         "codes": float((codes.shape.numel() + codes.color.numel()) * BYTES_PER_FLOAT),
         "nerf": float(sum(value[0].numel() for value in params.values()) * BYTES_PER_FLOAT),
@@ -125,7 +140,7 @@ def reconstruction_of(model: HypNeRFModel, folder: Path, object_id: str, scale: 
     return results
 
 
-def top_k_hits(scores: Tensor, truth: int) -> Dict[str, float]:
+def top_k_hits(scores: Tensor, truth: int) -> dict[str, float]:
     """1.0 / 0.0 for whether object `truth` is ranked first, and within the first five, by `scores` [N] (lower wins)."""
     rank = int((scores < scores[truth]).sum())
     return {"top1": float(rank == 0), "top5": float(rank < 5)}
@@ -134,7 +149,7 @@ def top_k_hits(scores: Tensor, truth: int) -> Dict[str, float]:
 class RetrievalEvaluator:
     """Retrieval queries against one prior: the gallery of generated NeRFs and of stored training views."""
 
-    def __init__(self, model: HypNeRFModel, entries: List[ObjectEntry], scale: float, pixels: int, seed: int) -> None:
+    def __init__(self, model: HypNeRFModel, entries: list[ObjectEntry], scale: float, pixels: int, seed: int) -> None:
         self.model, self.scale, self.pixels = model, scale, pixels
         self.gallery = gallery_of(model)
         self.generator = torch.Generator().manual_seed(seed)
@@ -159,20 +174,25 @@ class RetrievalEvaluator:
         truth = self.model.object_index(entry.id)
         test = load_posed_pixels(entry.folder, "test", None, self.scale, self.model.device)
         height, width = test.size
-        hits: Dict[str, Dict[str, List[float]]] = {"prior": {}, "pixel-nn": {}}
+        hits: dict[str, dict[str, list[float]]] = {"prior": {}, "pixel-nn": {}}
         for view in range(int(test.view_of_ray.max()) + 1):
             query = test.select(torch.nonzero(test.view_of_ray == view)[:, 0])
-            occluded = occlude(query.rgba.reshape(height, width, 4).cpu(), self.generator).reshape(-1, 4).to(query.rgba.device)
+            occluded = (
+                occlude(query.rgba.reshape(height, width, 4).cpu(), self.generator).reshape(-1, 4).to(query.rgba.device)
+            )
             rendered, index = render_gallery(self.model, self.gallery, query, self.pixels)
             for condition, rgba in (("clean", query.rgba), ("occluded", occluded)):
                 rgb = on_white(rgba)
-                for method, scores in (("prior", robust_errors(rendered, rgb[index])), ("pixel-nn", self.pixel_nn_scores(rgb))):
+                for method, scores in (
+                    ("prior", robust_errors(rendered, rgb[index])),
+                    ("pixel-nn", self.pixel_nn_scores(rgb)),
+                ):
                     for metric, hit in top_k_hits(scores.cpu(), truth).items():
                         hits[method].setdefault(f"{metric}_{condition}", []).append(hit)
         return {method: {metric: sum(v) / len(v) for metric, v in values.items()} for method, values in hits.items()}
 
 
-def mean_over(objects: Dict[str, Results]) -> Results:
+def mean_over(objects: dict[str, Results]) -> Results:
     """Per method and metric, the mean over objects."""
     first = next(iter(objects.values()))
     return {m: {k: sum(o[m][k] for o in objects.values()) / len(objects) for k in first[m]} for m in first}

@@ -13,13 +13,11 @@ also the consistency figure reported by `hypnerf-ns eval --finetune`.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from torch import Tensor
 
-from hypnerf_ns.lib.rendering import render_nerf, render_views
+from hypnerf_ns.lib.rendering import occupancy_for, render_nerf, render_views
 from hypnerf_ns.lib.views import PosedPixels, join_pixels, pixels_of
 from hypnerf_ns.method.model import HypNeRFModel
 from hypnerf_ns.nerf.hypernetwork import NeRFParams
@@ -31,7 +29,13 @@ ORBIT_VIEWS = 16
 
 
 def see_through(
-    model: HypNeRFModel, params: NeRFParams, occupied: Tensor, points: Tensor, centres: Tensor, margin: float = 0.04, jitter: bool = False
+    model: HypNeRFModel,
+    params: NeRFParams,
+    occupied: Tensor,
+    points: Tensor,
+    centres: Tensor,
+    margin: float = 0.04,
+    jitter: bool = False,
 ) -> Tensor:
     """Transmittance [S, C] through each surface point [S, 3] (within +-`margin` along the ray)
     seen from each camera centre [C, 3].
@@ -47,13 +51,22 @@ def see_through(
     distance = offsets.norm(dim=-1, keepdim=True)
     origins = centres[None].expand_as(offsets).reshape(-1, 3)
     outputs = render_nerf(
-        model, params, origins, (offsets / distance).reshape(-1, 3), occupied=occupied,
-        nears=(distance - margin).reshape(-1), fars=(distance + margin).reshape(-1), jitter=jitter, chunk=len(origins),
+        model,
+        params,
+        origins,
+        (offsets / distance).reshape(-1, 3),
+        occupied=occupied,
+        nears=(distance - margin).reshape(-1),
+        fars=(distance + margin).reshape(-1),
+        jitter=jitter,
+        chunk=len(origins),
     )
     return (1.0 - outputs["accumulation"]).reshape(points.shape[0], centres.shape[0])
 
 
-def surface_points(depth: Tensor, accumulation: Tensor, origins: Tensor, directions: Tensor, min_accumulation: float = 0.5) -> Tensor:
+def surface_points(
+    depth: Tensor, accumulation: Tensor, origins: Tensor, directions: Tensor, min_accumulation: float = 0.5
+) -> Tensor:
     """Points [S, 3] at the expected depth of the rays [R] that hit something (accumulation > `min_accumulation`)."""
     hit = accumulation[:, 0] > min_accumulation
     return origins[hit] + directions[hit] * depth[hit]
@@ -64,7 +77,7 @@ def consistency(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels, ra
     generator = torch.Generator().manual_seed(seed)
     sample = pixels.select(torch.randperm(len(pixels.origins), generator=generator)[:rays].to(pixels.origins.device))
     with torch.no_grad():
-        occupied = model.occupancy_of(params)
+        occupied = occupancy_for(model, params)
         outputs = render_nerf(model, params, sample.origins, sample.directions, occupied=occupied)
         points = surface_points(outputs["depth"], outputs["accumulation"], sample.origins, sample.directions)
         if len(points) == 0:
@@ -72,8 +85,9 @@ def consistency(model: HypNeRFModel, params: NeRFParams, pixels: PosedPixels, ra
         return float(see_through(model, params, occupied, points, pixels.camera_centres()).mean())
 
 
-def denoised_views(model: HypNeRFModel, params: NeRFParams, denoiser: Optional[Denoiser], cameras: Cameras) -> PosedPixels:
-    """The views of `cameras` rendered from `params` and cleaned by `denoiser` (as rendered if None), as straight-RGBA pixels."""
+def denoised_views(model: HypNeRFModel, params: NeRFParams, denoiser: Denoiser | None, cameras: Cameras) -> PosedPixels:
+    """The views of `cameras` rendered from `params` and cleaned by `denoiser` (as rendered if None), as
+    straight-RGBA pixels."""
     template = pixels_of(cameras, None, model.device)
     images = render_views(model, params, template)
     if denoiser is not None:
@@ -86,7 +100,7 @@ def finetune(
     model: HypNeRFModel,
     params: NeRFParams,
     targets: PosedPixels,
-    inputs: Optional[PosedPixels],
+    inputs: PosedPixels | None,
     steps: int = 300,
     input_share: float = 0.5,
     consistency_weight: float = 0.003,
@@ -101,7 +115,10 @@ def finetune(
     pixels = targets
     if inputs is not None:
         total = len(targets.origins) + len(inputs.origins)
-        pixels = join_pixels(inputs.weighted(input_share * total / len(inputs.origins)), targets.weighted((1.0 - input_share) * total / len(targets.origins)))
+        pixels = join_pixels(
+            inputs.weighted(input_share * total / len(inputs.origins)),
+            targets.weighted((1.0 - input_share) * total / len(targets.origins)),
+        )
     centres = targets.camera_centres()
     generator = torch.Generator().manual_seed(seed + 1)
     solid = torch.nonzero(targets.rgba[:, 3] > 0.5)[:, 0]
@@ -109,7 +126,9 @@ def finetune(
     def see_through_term(current: NeRFParams, occupied: Tensor) -> Tensor:
         if consistency_weight == 0 or len(solid) == 0:
             return torch.zeros((), device=model.device)
-        rays = targets.select(solid[torch.randint(len(solid), (consistency_rays,), generator=generator).to(solid.device)])
+        rays = targets.select(
+            solid[torch.randint(len(solid), (consistency_rays,), generator=generator).to(solid.device)]
+        )
         with torch.no_grad():
             outputs = render_nerf(model, current, rays.origins, rays.directions, occupied=occupied, jitter=True)
         points = surface_points(outputs["depth"], outputs["accumulation"], rays.origins, rays.directions)

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Callable, List, Optional, Tuple
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from hypnerf_ns.lib.prior import mean_code, training_codes
-from hypnerf_ns.lib.rendering import render_candidates, render_nerf
+from hypnerf_ns.lib.rendering import occupancy_for, render_candidates, render_nerf
 from hypnerf_ns.lib.views import PosedPixels, on_white
 from hypnerf_ns.method.model import HypNeRFModel
 from hypnerf_ns.nerf.hypernetwork import Codes, NeRFParams
+from hypnerf_ns.nerf.rendering import blend_random_background
 
 
 def photometric_errors(model: HypNeRFModel, candidates: Codes, occupied: Tensor, pixels: PosedPixels) -> Tensor:
@@ -31,19 +32,19 @@ def photometric_errors(model: HypNeRFModel, candidates: Codes, occupied: Tensor,
     return ((rgb - on_white(pixels.rgba)[None]) ** 2).mean(dim=(1, 2))
 
 
-def candidate_codes(model: HypNeRFModel) -> Tuple[Codes, Tensor, List[str]]:
+def candidate_codes(model: HypNeRFModel) -> tuple[Codes, Tensor, list[str]]:
     """Every training object's code plus the mean of them all: codes [N+1], occupancy [N+1, G, G, G], names."""
     codes, mean = training_codes(model), mean_code(model)
     with torch.no_grad():
-        mean_occupancy = model.occupancy_of(model.hypernetwork(mean))
+        mean_occupancy = occupancy_for(model, model.hypernetwork(mean))
     all_codes = Codes(torch.cat([codes.shape, mean.shape]), torch.cat([codes.color, mean.color]))
     occupied = torch.cat([model.occupancy.occupied(), mean_occupancy])
     return all_codes, occupied, [*model.object_ids, "mean code"]
 
 
 def best_start(
-    model: HypNeRFModel, pixels: PosedPixels, count: int = 4096, seed: int = 0, exclude: Optional[int] = None, k: int = 1
-) -> Tuple[Codes, List[Tuple[str, float]]]:
+    model: HypNeRFModel, pixels: PosedPixels, count: int = 4096, seed: int = 0, exclude: int | None = None, k: int = 1
+) -> tuple[Codes, list[tuple[str, float]]]:
     """The `k` candidate codes [k, D] (training objects' and the mean) that best render a sample
     of `count` of `pixels`, best first, and every candidate's name and error, best first;
     training object `exclude` is left out (to simulate an object the prior never saw)."""
@@ -60,12 +61,12 @@ def best_start(
 
 def optimise(
     model: HypNeRFModel,
-    variables: List[Tensor],
+    variables: list[Tensor],
     loss_at: Callable[[int], Tensor],
     steps: int,
     lr: float,
-    on_step: Optional[Callable[[int, float], None]] = None,
-    seconds: Optional[float] = None,
+    on_step: Callable[[int, float], None] | None = None,
+    seconds: float | None = None,
     decay: bool = False,
 ) -> None:
     """Adam on `variables` (in place) for `steps` steps of loss `loss_at(step)`, the model's own
@@ -95,16 +96,16 @@ def optimise(
 def fit(
     model: HypNeRFModel,
     pixels: PosedPixels,
-    variables: List[Tensor],
+    variables: list[Tensor],
     make_params: Callable[[], NeRFParams],
     steps: int,
     rays_per_step: int = 1024,
     lr: float = 0.02,
-    regulariser: Optional[Callable[[NeRFParams, Tensor], Tensor]] = None,
+    regulariser: Callable[[NeRFParams, Tensor], Tensor] | None = None,
     occupancy_every: int = 25,
     seed: int = 0,
-    on_step: Optional[Callable[[int, float], None]] = None,
-    seconds: Optional[float] = None,
+    on_step: Callable[[int, float], None] | None = None,
+    seconds: float | None = None,
     decay: bool = False,
 ) -> None:
     """Optimise `variables` (in place, `optimise`, whose `decay` it passes on) so that the NeRF
@@ -116,16 +117,27 @@ def fit(
     few steps.
     """
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    occupied: Optional[Tensor] = None
+    occupied: Tensor | None = None
 
     def loss_at(step: int) -> Tensor:
         nonlocal occupied
         params = make_params()
         if occupied is None or step % occupancy_every == 0:
-            occupied = model.occupancy_of({name: value.detach() for name, value in params.items()})
-        batch = pixels.select(torch.randint(len(pixels.origins), (rays_per_step,), generator=generator).to(pixels.origins.device))
-        outputs = render_nerf(model, params, batch.origins, batch.directions, occupied=occupied, background="random", jitter=True, chunk=rays_per_step)
-        pred, gt = model.renderer_rgb.blend_background_for_loss_computation(outputs["rgb"], outputs["accumulation"], batch.rgba)
+            occupied = occupancy_for(model, params)
+        batch = pixels.select(
+            torch.randint(len(pixels.origins), (rays_per_step,), generator=generator).to(pixels.origins.device)
+        )
+        outputs = render_nerf(
+            model,
+            params,
+            batch.origins,
+            batch.directions,
+            occupied=occupied,
+            background="random",
+            jitter=True,
+            chunk=rays_per_step,
+        )
+        pred, gt = blend_random_background(outputs["rgb"], outputs["accumulation"], batch.rgba)
         errors = ((pred - gt) ** 2).mean(dim=-1)
         loss = errors.mean() if batch.weight is None else (errors * batch.weight).sum() / batch.weight.sum()
         return loss if regulariser is None else loss + regulariser(params, occupied)
@@ -141,7 +153,7 @@ def invert(
     lr: float = 0.02,
     prior_weight: float = 1e-3,
     seed: int = 0,
-    on_step: Optional[Callable[[int, float], None]] = None,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> Codes:
     """Optimise one object's codes [1, D] to render `pixels`, the hypernetwork frozen.
 
@@ -150,13 +162,22 @@ def invert(
     shape = start.shape.detach().clone().requires_grad_(True)
     color = start.color.detach().clone().requires_grad_(True)
     fit(
-        model, pixels, [shape, color], lambda: model.hypernetwork(Codes(shape, color)), steps, lr=lr,
-        regulariser=lambda params, occupied: prior_weight * 0.5 * (shape.square().sum() + color.square().sum()), seed=seed, on_step=on_step,
+        model,
+        pixels,
+        [shape, color],
+        lambda: model.hypernetwork(Codes(shape, color)),
+        steps,
+        lr=lr,
+        regulariser=lambda params, occupied: prior_weight * 0.5 * (shape.square().sum() + color.square().sum()),
+        seed=seed,
+        on_step=on_step,
     )
     return Codes(shape.detach(), color.detach())
 
 
-def invert_blend(model: HypNeRFModel, pixels: PosedPixels, candidates: Codes, steps: int = 50, lr: float = 0.1, seed: int = 0) -> Codes:
+def invert_blend(
+    model: HypNeRFModel, pixels: PosedPixels, candidates: Codes, steps: int = 50, lr: float = 0.1, seed: int = 0
+) -> Codes:
     """The codes [1, D] in the convex hull of `candidates` [K, D] (best first) that best render
     `pixels`: softmax weights over the candidates, shape and colour separately, optimised with
     the hypernetwork frozen, starting peaked on the first candidate.
@@ -202,27 +223,39 @@ steps: 0.002 / 0.003 / 0.004 give 22.54 / 22.82 / 22.75 dB (N = 1,045 prior, 120
 (`benchmarks/refine_recipes.py`, session 19; 0.002 before)."""
 
 
-def refine_steps_for(views: int, steps: Optional[int] = None) -> int:
+def refine_steps_for(views: int, steps: int | None = None) -> int:
     """`steps` if given, else the default number of `refine` steps from `views` input views."""
     return steps if steps is not None else REFINE_STEPS_PER_VIEW * views
 
 
-def drift_from(weights: List[Tensor], weight: float) -> Callable[[NeRFParams, Tensor], Tensor]:
+def drift_from(weights: list[Tensor], weight: float) -> Callable[[NeRFParams, Tensor], Tensor]:
     """A `fit` regulariser: `weight` * the mean over `weights` of their squared change from their
     values now, each over its variance now (so every tensor counts alike, whatever its scale)."""
     originals = [w.detach().clone() for w in weights]
     scales = [original.var().clamp_min(1e-8) for original in originals]
 
     def drift(_: NeRFParams, __: Tensor) -> Tensor:
-        return weight * sum(((w - o) ** 2).mean() / s for w, o, s in zip(weights, originals, scales)) / len(weights)
+        return (
+            weight
+            * sum(((w - o) ** 2).mean() / s for w, o, s in zip(weights, originals, scales, strict=True))
+            / len(weights)
+        )
 
     return drift
 
 
 def refine(
-    model: HypNeRFModel, pixels: PosedPixels, codes: Codes, steps: int = REFINE_STEPS_PER_VIEW, lr: float = REFINE_LR, seed: int = 0,
-    on_step: Optional[Callable[[int, float], None]] = None, table_weight: bool = False, free_levels: Optional[int] = None,
-    rays_per_step: int = 1024, drift_weight: float = 0.0,
+    model: HypNeRFModel,
+    pixels: PosedPixels,
+    codes: Codes,
+    steps: int = REFINE_STEPS_PER_VIEW,
+    lr: float = REFINE_LR,
+    seed: int = 0,
+    on_step: Callable[[int, float], None] | None = None,
+    table_weight: bool = False,
+    free_levels: int | None = None,
+    rays_per_step: int = 1024,
+    drift_weight: float = 0.0,
 ) -> NeRFParams:
     """The NeRF of `codes`, fitted on `pixels` through the hypernetwork for `steps` steps; the
     model itself is left unchanged.
@@ -252,7 +285,8 @@ def refine(
     1,024: 23.44 against 23.38 dB from three views, in 1.4x the time) and `drift_weight` W, adding W *
     the mean over the fitted weights of their squared change over the original's variance, which holds
     the copy near the trained prior (W = 0.03 / 0.1 / 0.3: 23.93 / 23.54 / 22.94 dB; W = 0.03 at or
-    above `refine` on every chair). N = 330 prior, three views, session 20; from one view W = 0.03 gives 20.14 against 20.02.
+    above `refine` on every chair). N = 330 prior, three views, session 20; from one view W = 0.03
+    gives 20.14 against 20.02.
 
     The kept weight (32 MiB) is shared with the model, not copied.
     """
@@ -263,19 +297,35 @@ def refine(
     levels = model.field.grid.num_levels
     free_levels = levels // 2 if free_levels is None else free_levels
     if free_levels < levels:
-        moving = (torch.arange(levels, device=model.device) < free_levels).float()[:, None, None].expand(model.field.table_shape).reshape(-1)
+        moving = (
+            (torch.arange(levels, device=model.device) < free_levels)
+            .float()[:, None, None]
+            .expand(model.field.table_shape)
+            .reshape(-1)
+        )
         hypernetwork.table_head.linear.bias.register_hook(lambda grad: grad * moving)
     shape = codes.shape.detach().clone().requires_grad_(True)
     color = codes.color.detach().clone().requires_grad_(True)
     fit(
-        model, pixels, [shape, color, *weights], lambda: hypernetwork(Codes(shape, color)), steps, rays_per_step=rays_per_step, lr=lr, seed=seed,
-        on_step=on_step, decay=True, regulariser=drift_from(weights, drift_weight) if drift_weight > 0 else None,
+        model,
+        pixels,
+        [shape, color, *weights],
+        lambda: hypernetwork(Codes(shape, color)),
+        steps,
+        rays_per_step=rays_per_step,
+        lr=lr,
+        seed=seed,
+        on_step=on_step,
+        decay=True,
+        regulariser=drift_from(weights, drift_weight) if drift_weight > 0 else None,
     )
     with torch.no_grad():
         return hypernetwork(Codes(shape, color))
 
 
-def fit_from_scratch(model: HypNeRFModel, pixels: PosedPixels, steps: int, lr: float = 0.01, seed: int = 0, seconds: Optional[float] = None) -> NeRFParams:
+def fit_from_scratch(
+    model: HypNeRFModel, pixels: PosedPixels, steps: int, lr: float = 0.01, seed: int = 0, seconds: float | None = None
+) -> NeRFParams:
     """The baseline without the prior: the same small NeRF fitted to `pixels` from `fresh_params`
     (for `steps` steps or `seconds`, whichever ends first)."""
     params = fresh_params(model, seed)

@@ -9,8 +9,6 @@ i.e. from outside. On the CPU a 128^3 grid takes about a second.
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import numpy as np
 import torch
 import trimesh
@@ -19,6 +17,8 @@ from torch import Tensor
 
 from hypnerf_ns.method.model import HypNeRFModel
 from hypnerf_ns.nerf.hypernetwork import NeRFParams
+from hypnerf_ns.nerf.rendering import density_at
+from hypnerf_ns.nerf.sampling import grid_points
 
 DEFAULT_LEVEL = 20.0
 """Density of the surface: a 1/128 step through it is 14 % opaque. Chosen on 6 dev chairs (test-view
@@ -27,26 +27,35 @@ silhouette IoU 0.87-0.93 at 20, 0.74-0.89 at 10; 0.65-0.82 at 50 on 3 of them, b
 
 def density_grid(model: HypNeRFModel, params: NeRFParams, resolution: int, chunk: int = 262144) -> Tensor:
     """Density [N, N, N] (x, y, z order) of one NeRF at the centres of an N^3 grid over the object box."""
-    low, high = model.field.aabb[0], model.field.aabb[1]
-    axis = [low[i] + (torch.arange(resolution, device=low.device) + 0.5) / resolution * (high[i] - low[i]) for i in range(3)]
-    points = torch.stack(torch.meshgrid(*axis, indexing="ij"), dim=-1).reshape(-1, 3)
+    points = grid_points(model.field.aabb, resolution)[0]
     with torch.no_grad():
-        density = torch.cat([model.density_at(points[start : start + chunk][None], params)[0] for start in range(0, len(points), chunk)])
+        density = torch.cat(
+            [
+                density_at(model.field, params, points[start : start + chunk][None])[0]
+                for start in range(0, len(points), chunk)
+            ]
+        )
     return density.reshape(resolution, resolution, resolution)
 
 
-def vertex_colours(model: HypNeRFModel, params: NeRFParams, vertices: Tensor) -> Tuple[Tensor, Tensor]:
+def vertex_colours(model: HypNeRFModel, params: NeRFParams, vertices: Tensor) -> tuple[Tensor, Tensor]:
     """RGB [V, 3] in [0, 1] of vertices [V, 3], seen along their outward normals, and those unit normals [V, 3]."""
     slot = torch.zeros(len(vertices), dtype=torch.long, device=vertices.device)
     counts = [len(vertices)]
-    normals = model.field(vertices, torch.zeros_like(vertices), slot, counts, params, compute_normals=True)["normals"].detach()
+    normals = model.field(vertices, torch.zeros_like(vertices), slot, counts, params, compute_normals=True)[
+        "normals"
+    ].detach()
     with torch.no_grad():
         rgb = model.field(vertices, -normals, slot, counts, params)["rgb"]
     return rgb, normals
 
 
 def density_mesh(
-    model: HypNeRFModel, params: NeRFParams, resolution: int = 128, level: float = DEFAULT_LEVEL, min_share: float = 0.01
+    model: HypNeRFModel,
+    params: NeRFParams,
+    resolution: int = 128,
+    level: float = DEFAULT_LEVEL,
+    min_share: float = 0.01,
 ) -> trimesh.Trimesh:
     """The level set {density = `level`} of one NeRF as a mesh in world units with vertex colours;
     connected pieces with less than `min_share` of the faces (floaters) are dropped."""
@@ -63,8 +72,12 @@ def density_mesh(
     vertices = np.clip(vertices, low, high)  # caps where the box cuts the object: onto the box faces
     mesh = without_floaters(trimesh.Trimesh(vertices, faces[:, ::-1], process=False), min_share)
     rgb, normals = vertex_colours(model, params, torch.from_numpy(mesh.vertices).float().to(model.device))
-    colours = np.concatenate([(rgb.cpu().numpy() * 255).round(), np.full((len(mesh.vertices), 1), 255)], axis=1).astype(np.uint8)
-    return trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_normals=normals.cpu().numpy(), vertex_colors=colours, process=False)
+    colours = np.concatenate([(rgb.cpu().numpy() * 255).round(), np.full((len(mesh.vertices), 1), 255)], axis=1).astype(
+        np.uint8
+    )
+    return trimesh.Trimesh(
+        mesh.vertices, mesh.faces, vertex_normals=normals.cpu().numpy(), vertex_colors=colours, process=False
+    )
 
 
 def without_floaters(mesh: trimesh.Trimesh, min_share: float) -> trimesh.Trimesh:

@@ -14,7 +14,6 @@ random boxes over the object.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +37,7 @@ class Gallery:
     """[N, ...]"""
     occupied: Tensor
     """[N, G, G, G]"""
-    names: List[str]
+    names: list[str]
 
 
 def gallery_of(model: HypNeRFModel) -> Gallery:
@@ -58,13 +57,19 @@ def pixel_sample(count: int, total: int, seed: int) -> Tensor:
     return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:count]
 
 
-def render_gallery(model: HypNeRFModel, gallery: Gallery, query: PosedPixels, pixels: int = 2048, seed: int = 0) -> Tuple[Tensor, Tensor]:
+def render_gallery(
+    model: HypNeRFModel, gallery: Gallery, query: PosedPixels, pixels: int = 2048, seed: int = 0
+) -> tuple[Tensor, Tensor]:
     """Every gallery object's RGB [N, P, 3] on a fixed sample of P of the query's pixels, and that sample [P]."""
     index = pixel_sample(pixels, len(query.origins), seed).to(query.origins.device)
-    return render_candidates(model, gallery.params, gallery.occupied, query.origins[index], query.directions[index]), index
+    return render_candidates(
+        model, gallery.params, gallery.occupied, query.origins[index], query.directions[index]
+    ), index
 
 
-def occlude(rgba: Tensor, generator: torch.Generator, boxes: int = 2, box_size: Tuple[float, float] = (0.2, 0.35)) -> Tensor:
+def occlude(
+    rgba: Tensor, generator: torch.Generator, boxes: int = 2, box_size: tuple[float, float] = (0.2, 0.35)
+) -> Tensor:
     """A harder query: the view [H, W, 4] on background clutter with `boxes` occluders, opaque [H, W, 4].
 
     The clutter is a smooth random colour field (a 4 x 4 grid of random colours, upsampled);
@@ -82,7 +87,9 @@ def occlude(rgba: Tensor, generator: torch.Generator, boxes: int = 2, box_size: 
     for _ in range(boxes):
         centre = object_pixels[int(torch.randint(len(object_pixels), (1,), generator=generator))]
         low, high = box_size
-        box_h, box_w = (int(round((low + (high - low) * float(torch.rand(1, generator=generator))) * side)) for side in (height, width))
+        box_h, box_w = (
+            round((low + (high - low) * float(torch.rand(1, generator=generator))) * side) for side in (height, width)
+        )
         top, left = max(0, int(centre[0]) - box_h // 2), max(0, int(centre[1]) - box_w // 2)
         image[top : top + box_h, left : left + box_w] = torch.rand(3, generator=generator)
     return torch.cat([image, torch.ones_like(alpha)], dim=-1)

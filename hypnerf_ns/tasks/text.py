@@ -16,9 +16,9 @@ box finds it.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +52,7 @@ class CaptionSet:
     """[N] bool"""
 
     @staticmethod
-    def of(captions: Sequence[ObjectCaptions], object_ids: List[str]) -> "CaptionSet":
+    def of(captions: Sequence[ObjectCaptions], object_ids: list[str]) -> CaptionSet:
         texts, objects, heads = [], [], []
         for item in captions:
             for caption in item.training:
@@ -67,7 +67,7 @@ class CaptionSet:
         )
 
 
-def standardise(codes: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+def standardise(codes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(codes standardised per dimension [N, D], mean [D], std [D])."""
     mean, std = codes.mean(dim=0), codes.std(dim=0).clamp_min(1e-6)
     return (codes - mean) / std, mean, std
@@ -83,7 +83,7 @@ def head_loss(predicted: Tensor, targets: Tensor, objects: Tensor, temperature: 
 
 def fit_text_to_codes(
     captions: CaptionSet, codes: Codes, steps: int = 500, lr: float = 1e-3, temperature: float = 0.1, seed: int = 0
-) -> Tuple[TextToCodes, Dict[str, float]]:
+) -> tuple[TextToCodes, dict[str, float]]:
     """A TextToCodes trained on `captions` against the codebook means `codes` [O, D]; and a report."""
     shape_targets, shape_mean, shape_std = standardise(codes.shape.detach().cpu())
     color_targets, color_mean, color_std = standardise(codes.color.detach().cpu())
@@ -97,12 +97,20 @@ def fit_text_to_codes(
     for _ in range(steps):
         shape, color = mapping.standardised(captions.embeddings, captions.embeddings)
         s, c = captions.trains_shape, captions.trains_color
-        loss = head_loss(shape[s], shape_targets, captions.objects[s], temperature) + head_loss(color[c], color_targets, captions.objects[c], temperature)
+        loss = head_loss(shape[s], shape_targets, captions.objects[s], temperature) + head_loss(
+            color[c], color_targets, captions.objects[c], temperature
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         first = float(loss.detach()) if first is None else first
-    report = {"captions": len(captions.objects), "steps": steps, "first_loss": first, "last_loss": float(loss.detach()), "seconds": time.perf_counter() - start}
+    report = {
+        "captions": len(captions.objects),
+        "steps": steps,
+        "first_loss": first,
+        "last_loss": float(loss.detach()),
+        "seconds": time.perf_counter() - start,
+    }
     return mapping.eval(), report
 
 
@@ -117,14 +125,28 @@ def rank_objects(mapping: TextToCodes, codes: Codes, shape_text: Tensor, color_t
     return distance.argsort(dim=1)
 
 
-def held_out_retrieval(mapping: TextToCodes, codes: Codes, captions: ObjectCaptions, object_ids: List[str]) -> Dict[str, Dict[str, float]]:
+def held_out_retrieval(
+    mapping: TextToCodes, codes: Codes, captions: ObjectCaptions, object_ids: list[str]
+) -> dict[str, dict[str, float]]:
     """How often an object's held-out captions rank it first / among the first five of the
     objects with codes `codes` [O, D] (the `text` task of `hypnerf-ns eval`)."""
     if not captions.held_out:
-        raise HypnerfError(f"object {captions.object_id} has no held-out captions (its captions come from objects.json)")
+        raise HypnerfError(
+            f"object {captions.object_id} has no held-out captions (its captions come from objects.json)"
+        )
     embeddings = embed(captions.held_out)
-    rank = (rank_objects(mapping, codes, embeddings, embeddings) == object_ids.index(captions.object_id)).float().argmax(dim=1)
-    return {"text": {"top1": float((rank == 0).float().mean()), "top5": float((rank < 5).float().mean()), "mean_rank": float(rank.float().mean() + 1)}}
+    rank = (
+        (rank_objects(mapping, codes, embeddings, embeddings) == object_ids.index(captions.object_id))
+        .float()
+        .argmax(dim=1)
+    )
+    return {
+        "text": {
+            "top1": float((rank == 0).float().mean()),
+            "top5": float((rank < 5).float().mean()),
+            "mean_rank": float(rank.float().mean() + 1),
+        }
+    }
 
 
 def record_in_config(config_path: Path, mapping_path: Path) -> None:
@@ -146,7 +168,17 @@ def text_mapping_for(prior: Prior, retrain: bool = False) -> TextToCodes:
         caption_set = CaptionSet.of(captions, model.object_ids)
     with CONSOLE.status(f"training the text mapping on {len(caption_set.objects)} captions"):
         mapping, report = fit_text_to_codes(caption_set, training_codes(model))
-    save_text_mapping(mapping, path, model.hypernetwork, {item.object_id: [c.text for c in item.training] for item in captions}, report)
+    save_text_mapping(
+        mapping,
+        path,
+        model.hypernetwork,
+        {item.object_id: [c.text for c in item.training] for item in captions},
+        report,
+    )
     record_in_config(prior.config_path, path)
-    CONSOLE.print(f"wrote {path} ({report['captions']} captions, loss {report['first_loss']:.2f} -> {report['last_loss']:.2f}, {report['seconds']:.0f} s)", soft_wrap=True)
+    CONSOLE.print(
+        f"wrote {path} ({report['captions']} captions, loss {report['first_loss']:.2f} -> "
+        f"{report['last_loss']:.2f}, {report['seconds']:.0f} s)",
+        soft_wrap=True,
+    )
     return mapping

@@ -3,9 +3,9 @@ pipeline), on white, written as H.264 mp4 through ffmpeg (`hypnerf-ns render`, `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from hypnerf_ns.progress import progress_bar
 CONSOLE = Console()
 
 
-def write_video(frames: List[np.ndarray], path: Path, fps: int) -> None:
+def write_video(frames: list[np.ndarray], path: Path, fps: int) -> None:
     """An mp4 (H.264 through ffmpeg) of frames [H, W, 3] uint8, written to a temporary name and renamed."""
     import mediapy
 
@@ -46,13 +46,26 @@ class TurntableOptions:
     fps: int = 24
 
 
-def write_turntable(prior: Prior, params_of_frame: Callable[[int], NeRFParams], options: TurntableOptions, output: Path, description: str) -> None:
+def write_turntable(
+    prior: Prior,
+    params_of_frame: Callable[[int], NeRFParams],
+    options: TurntableOptions,
+    output: Path,
+    description: str,
+) -> None:
     """An mp4 of NeRF `params_of_frame(k)` at frame k, the camera going once around (`TurntableOptions`)."""
     cameras = category_turntable(prior, options.frames, options.resolution, options.elevation_deg)
     write_frames(prior.model, params_of_frame, cameras, output, options.fps, description)
 
 
-def write_frames(model: HypNeRFModel, params_of_frame: Callable[[int], NeRFParams], cameras: Cameras, output: Path, fps: int, description: str) -> None:
+def write_frames(
+    model: HypNeRFModel,
+    params_of_frame: Callable[[int], NeRFParams],
+    cameras: Cameras,
+    output: Path,
+    fps: int,
+    description: str,
+) -> None:
     """An mp4 whose frame k is NeRF `params_of_frame(k)` seen by camera k of `cameras`."""
     frames = []
     with progress_bar() as bar:
