@@ -1,4 +1,4 @@
-"""The report of a recipe comparison (`inversion_recipes.py`, `refine_recipes.py`): a JSON file and a table."""
+"""The report of a recipe comparison (`refine_recipes.py`): a JSON file and a table."""
 
 from __future__ import annotations
 

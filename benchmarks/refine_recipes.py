@@ -7,25 +7,23 @@ recipe fits for the same number of steps (`--steps`: equal work, whatever else r
 machine) and is scored on all test views (PSNR / SSIM on white, as `hypnerf-ns eval`):
 
 - `prior`:          the inverted codes' NeRF, no refinement
-- `free:LR`:        the generated NeRF's own parameters fitted (eval's `refined` before session 12)
+- `free:LR`:        the generated NeRF's own parameters fitted
 - `anchored:W`:     `free` plus W * the mean squared change of each parameter group from the generated
                     one (over its variance)
-- `pivotal:LR`:     a copy of the hypernetwork (all its weights) and the codes fitted together
-                    (pivotal tuning, as in GAN inversion: the NeRF stays the output of a hypernetwork);
-                    `inversion.refine(..., table_weight=True)`
-- `refine:LR`:      the same without the hash-table head's weight (98% of the weights), the table
-                    bias moving on the coarser half of the levels: `inversion.refine`, eval's `refined`
-                    (since session 15 every `refine` recipe's learning rate decays from LR along a half cosine)
-- `rays:R`:         `refine` on R rays per step instead of 1,024 (R/1,024 times the work)
-- `drift:W`:        `refine` plus W * the mean over the fitted hypernetwork weights of their squared
-                    change (over the original's variance): the copy held near the trained prior
-- `levels:K`:       `refine` with the table bias moving on the K coarsest levels (all: as before session 15)
-- `then-free:F`:     `refine` for the first 1 - F of the steps, then the refined NeRF's own parameters
+- `refine:LR`:      a copy of the hypernetwork (all but the hash-table head's weight, 98% of the weights)
+                    and the codes fitted together, the table bias moving on the coarser half of the
+                    levels, the learning rate decaying from LR along a half cosine, the copy held near
+                    the prior (`inversion.REFINE_DRIFT_WEIGHT`): `inversion.refine`, eval's `refined`
+- `drift:W`:        `refine` with W * the mean over the fitted hypernetwork weights of their squared
+                    change (over the original's variance) instead of the default weight; `drift:0`
+                    lets the copy move freely
+- `levels:K`:       `refine` with the table bias moving on the K coarsest levels (K = all levels: everywhere)
+- `then-free:F`:    `refine` for the first 1 - F of the steps, then the refined NeRF's own parameters
                     (all levels of the tables: free to leave what the hypernetwork can make) for the rest
 - `scratch:LR`:     no prior: a fresh NeRF fitted (eval's `scratch`, there for as long as `refined`)
 
-    python benchmarks/refine_recipes.py --load-config outputs/s11/study/n300/study/hyp-nerf/run/config.yml --mirror \
-        --recipes prior free:0.003 anchored:1 pivotal:0.001 refine:0.001
+    python benchmarks/refine_recipes.py --load-config RUN/config.yml --mirror \
+        --recipes prior free:0.003 anchored:1 refine drift:0
 
 Writes `--output` (JSON {"checkpoint", "views", "mirror", "steps", "objects": {id: {recipe: {psnr, ssim, seconds}}},
 "mean": {...}}) and prints a table.
@@ -67,8 +65,8 @@ class Args:
     """Add each input view's mirror image (eval --mirror)."""
     steps: int = 300
     """Fitting steps of every recipe."""
-    recipes: list[str] = field(default_factory=lambda: ["prior", "free:0.003", "anchored:1", "pivotal:0.001", "refine"])
-    """Recipes to compare, NAME or NAME:VALUE (the anchor weight, the learning rate of free, pivotal, refine, scratch,
+    recipes: list[str] = field(default_factory=lambda: ["prior", "free:0.003", "anchored:1", "refine", "drift:0"])
+    """Recipes to compare, NAME or NAME:VALUE (the anchor or drift weight, the learning rate of free, refine, scratch,
     the levels, or then-free's share of free steps)."""
     search_pixels: int = 1024
     threads: int = 2
@@ -113,11 +111,7 @@ def recipe_of(spec: str, steps: int) -> Recipe:
             REFINE_LR,
             0.0,
         ),
-        "pivotal": lambda model, pixels, codes: refine(
-            model, pixels, codes, steps, lr=number or 0.001, table_weight=True
-        ),
         "refine": lambda model, pixels, codes: refine(model, pixels, codes, steps, lr=number or REFINE_LR),
-        "rays": lambda model, pixels, codes: refine(model, pixels, codes, steps, rays_per_step=int(number)),
         "drift": lambda model, pixels, codes: refine(model, pixels, codes, steps, drift_weight=number),
         "levels": lambda model, pixels, codes: refine(model, pixels, codes, steps, free_levels=int(number)),
         "scratch": lambda model, pixels, codes: fit_from_scratch(model, pixels, steps, lr=number or 0.01),

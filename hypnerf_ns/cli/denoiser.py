@@ -12,6 +12,7 @@ from rich.console import Console
 from hypnerf_ns.lib.prior import load_prior
 from hypnerf_ns.progress import progress_bar
 from hypnerf_ns.tasks.denoise import FILE_NAME, Denoiser, save_denoiser, train_denoiser, training_pairs
+from hypnerf_ns.tasks.inversion import SEARCH_PIXELS
 
 CONSOLE = Console()
 
@@ -33,12 +34,12 @@ class TrainDenoiser:
     lr: float = 1e-3
     width: int = 32
     """Channels of the U-Net at full resolution."""
-    search_pixels: int = 4096
+    search_pixels: int = SEARCH_PIXELS
     """Pixels of the input view on which each inversion scores every training code for its start
     (the search renders all of them: lower it for priors of thousands of objects)."""
     max_objects: int | None = None
     """Use at most about this many training objects, evenly spaced over the prior's list (every k-th):
-    each costs ~15 s of inversions, so a thousand-object prior would take hours."""
+    each costs `inversions_per_object` inversions and their renders, so a thousand-object prior would take hours."""
     validation_fraction: float = 0.1
     """Share of the objects (the last ones) held out: the weights best on them are kept, the identity included."""
     seed: int = 0

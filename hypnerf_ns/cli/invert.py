@@ -20,7 +20,7 @@ from hypnerf_ns.nerf.latent_files import FinetunedNeRF, Latent
 from hypnerf_ns.progress import loss_bar
 from hypnerf_ns.tasks.encoder import FILE_NAME as ENCODER_FILE
 from hypnerf_ns.tasks.encoder import encode, load_encoder
-from hypnerf_ns.tasks.inversion import best_start, invert, refine
+from hypnerf_ns.tasks.inversion import INVERT_LR, PRIOR_WEIGHT, best_start, invert, refine
 
 CONSOLE = Console()
 
@@ -40,8 +40,9 @@ class Invert:
     """Where to write latent.pt, metrics.json and renders/ (default: inversions/<object>)."""
     steps: int = 200
     """Optimisation steps (1024 random input pixels each)."""
-    lr: float = 0.02
-    prior_weight: float = 1e-3
+    lr: float = INVERT_LR
+    """Adam's learning rate on the codes."""
+    prior_weight: float = PRIOR_WEIGHT
     """Weight of 0.5 |z|^2, which keeps the codes where the prior was trained."""
     start: Literal["auto", "encoder", "search"] = "auto"
     """Starting codes: the run's image encoder (one pass), or the search over every training object's

@@ -167,7 +167,8 @@ class CategoryDataManager(VanillaDataManager):
     def create_train_dataset(self) -> InputDataset:
         """The training dataset. Also hides the dataparser outputs until the constructor ends: that
         skips VanillaDataManager's check for views of mixed sizes, which indexes every training
-        camera one by one (55 s of the startup at 160,000 views); a category has one size."""
+        camera one by one (linear in the views: most of the startup of a large category); a category
+        has one size."""
         dataset = super().create_train_dataset()
         # None on purpose until the constructor ends (the parent's attribute is typed as never None)
         self._train_outputs, self.train_dataparser_outputs = self.train_dataparser_outputs, None  # type: ignore[assignment]

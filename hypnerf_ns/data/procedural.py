@@ -4,7 +4,7 @@ A category prior needs thousands of objects; Infinigen (Princeton VL, BSD-3) mak
 from code, offline, with Blender as a Python module (`bpy`). Object k is built from seed
 `seed + k` by a factory also chosen from that seed, so the same seed always gives the same
 object. Infinigen's materials are procedural Cycles shaders, too slow to render 52 views of
-(Cycles: 2-7 s per view), so each object's albedo is baked once: the shaders are reduced to
+(seconds per view in Cycles), so each object's albedo is baked once: the shaders are reduced to
 their base colour (no bump, bevel, metal or glass), Cycles bakes the diffuse colour pass with
 one sample on a few thousand of the mesh's faces, and every vertex takes the colour of its
 nearest baked faces of the same material. Infinigen's palettes are darker and greyer than real

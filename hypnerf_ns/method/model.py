@@ -23,7 +23,7 @@ from nerfstudio.model_components.renderers import RGBRenderer
 from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
 from torch import Tensor
-from torchmetrics.functional import structural_similarity_index_measure
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 from hypnerf_ns.errors import DivergedError, HypnerfError
 from hypnerf_ns.method.viewer import ObjectControls
@@ -37,7 +37,7 @@ from hypnerf_ns.nerf.sampling import OccupancyGrids, density_threshold
 
 @dataclass
 class HypNeRFModelConfig(ModelConfig):
-    """HyP-NeRF prior; defaults sized for a 2-core CPU (see README, "Default configuration")."""
+    """HyP-NeRF prior; defaults sized for a 2-core CPU (docs/training.md, "Default configuration")."""
 
     _target: type = field(default_factory=lambda: HypNeRFModel)
     enable_collider: bool = False
@@ -61,8 +61,6 @@ class HypNeRFModelConfig(ModelConfig):
     """Spherical-harmonics levels of the view direction."""
     kl_weight: float = 1e-4
     """Weight of the KL divergence of the codes to N(0, I)."""
-    entropy_weight: float = 0.0
-    """Weight of the binary entropy of ray accumulation (pushes rays to empty or opaque)."""
     render_step_size: float = 1.0 / 128
     """Distance between samples along a ray, in scene units (the object box is 1 wide)."""
     occupancy_resolution: int = 32
@@ -270,10 +268,6 @@ class HypNeRFModel(Model):
         if self.training:
             objects = torch.unique(outputs["object_index"])
             losses["kl_loss"] = self.config.kl_weight * self.codebook.kl(objects)
-            if self.config.entropy_weight > 0:
-                acc = outputs["accumulation"].clamp(1e-5, 1 - 1e-5)
-                entropy = -(acc * torch.log(acc) + (1 - acc) * torch.log(1 - acc)).mean()
-                losses["entropy_loss"] = self.config.entropy_weight * entropy
         return losses
 
     # ---- evaluation ----------------------------------------------------------------------------

@@ -54,8 +54,8 @@ def flush_denormals() -> bool:
 
     Adam's first moment of a parameter whose gradient stays zero (hash entries no sample of a
     batch touches, dead hypernetwork units) decays through the denormal range, where x86
-    arithmetic is ~10x slower: by step 1,500 on the dev chairs a quarter of the table head's
-    moments were denormal and its fused-Adam step took 55 ms instead of 6.6 (A/B in one process).
+    arithmetic is about ten times slower: within the first few thousand steps a quarter of the
+    table head's moments can be denormal, which slows its fused-Adam step about eightfold.
     Values below 1.2e-38 become 0. Threads torch starts later (a higher `torch.set_num_threads`)
     are not covered. Returns False where the kernels or the CPU do not support it.
     """

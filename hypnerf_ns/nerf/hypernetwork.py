@@ -24,6 +24,23 @@ NeRFParams = dict[str, Tensor]
 ParamShapes = dict[str, tuple[int, ...]]
 """name -> shape of that parameter for one object (no object axis)."""
 
+TABLE_INIT = 1e-4
+"""Half-width of the uniform initial weights of the table head, Instant-NGP's range of initial table
+values: a fresh hypernetwork's tables are near zero for every code (`fresh_params` draws a NeRF's
+own tables uniform in it)."""
+
+HEAD_INIT = 1e-3
+"""Half-width of the uniform initial weights of the MLP heads: small, so a fresh hypernetwork makes
+nearly the NeRF of the heads' biases (`init_params`) for every code."""
+
+CODE_INIT_LOGVAR = -10.0
+"""Initial log-variance of every code dimension (std e^-5, below the means' `init_std`): early samples
+stay at their object's mean, and the KL term widens them as far as the reconstruction allows."""
+
+BLEND_RANGE = (0.2, 0.8)
+"""Range of the uniform blend weight of `Codebook.blends`: away from 0 and 1, so a sample is neither
+of the two objects it blends."""
+
 
 @dataclass
 class Codes:
@@ -59,8 +76,8 @@ class Codebook(nn.Module):
         super().__init__()
         self.shape_mean = nn.Parameter(torch.randn(num_objects, shape_dim) * init_std)
         self.color_mean = nn.Parameter(torch.randn(num_objects, color_dim) * init_std)
-        self.shape_logvar = nn.Parameter(torch.full((num_objects, shape_dim), -10.0))
-        self.color_logvar = nn.Parameter(torch.full((num_objects, color_dim), -10.0))
+        self.shape_logvar = nn.Parameter(torch.full((num_objects, shape_dim), CODE_INIT_LOGVAR))
+        self.color_logvar = nn.Parameter(torch.full((num_objects, color_dim), CODE_INIT_LOGVAR))
 
     @property
     def num_objects(self) -> int:
@@ -79,16 +96,17 @@ class Codebook(nn.Module):
 
     def blends(self, count: int, generator: torch.Generator) -> Codes:
         """`count` new objects' codes [count, D]: a shape between two random objects' shape means and
-        a colour between two others' colour means (weights uniform in [0.2, 0.8]).
+        a colour between two others' colour means (weights uniform in `BLEND_RANGE`).
 
         The codes lie near a thin manifold of the code space: independent Gaussian draws per
         dimension, even fitted to the codes, mostly land off it and render fog (half of 16 on the
         36 dev chairs), while blends stay on it.
         """
         parts = []
+        low, high = BLEND_RANGE
         for table in (self.shape_mean.detach(), self.color_mean.detach()):
             a, b = torch.randint(len(table), (2, count), generator=generator)
-            t = (0.2 + 0.6 * torch.rand(count, 1, generator=generator)).to(table.device)
+            t = (low + (high - low) * torch.rand(count, 1, generator=generator)).to(table.device)
             parts.append(torch.lerp(table[a], table[b], t))
         return Codes(*parts)
 
@@ -155,9 +173,9 @@ class _LinearIntoKeptGrad(torch.autograd.Function):
     memory kept from step to step instead of a fresh tensor.
 
     The table head's weight is 32 MiB ([L * T * F, hidden] fp32): a fresh gradient of that size is
-    mapped anew by the allocator every step and faulted in page by page, 8.8 ms on the dev CPU
-    against 1.1 ms into memory already mapped (`benchmarks/step_profile.py`). The gradient goes to
-    `weight.grad` only through `.backward()` (not `torch.autograd.grad`), the only way the
+    mapped anew by the allocator every step and faulted in page by page; writing into memory kept
+    from the step before avoids it (`benchmarks/step_profile.py` measures the step). The gradient goes
+    to `weight.grad` only through `.backward()` (not `torch.autograd.grad`), the only way the
     hypernetwork is trained.
     """
 
@@ -166,7 +184,7 @@ class _LinearIntoKeptGrad(torch.autograd.Function):
         ctx.save_for_backward(features, weight)
         ctx.head = head
         # As (weight @ features^T)^T: with few objects (rows of `features`) MKL runs this form at
-        # twice the speed of features @ weight^T (1.6 vs 3.1 ms for the table head, 8 objects).
+        # about twice the speed of features @ weight^T for the table head.
         return torch.addmm(bias[:, None], weight, features.t()).t().contiguous()
 
     @staticmethod
@@ -191,7 +209,7 @@ class HyperNetwork(nn.Module):
         table_shape: (L, T, F) of the hash tables.
         density_shapes, color_shapes: per-object shapes of the two MLPs' weights.
         init_params: one NeRF's worth of initial MLP weights (the heads' biases).
-        table_init: half-width of the uniform initial table values (Instant-NGP uses 1e-4).
+        table_init: half-width of the uniform initial table values (`TABLE_INIT`).
     """
 
     def __init__(
@@ -204,7 +222,7 @@ class HyperNetwork(nn.Module):
         density_shapes: ParamShapes,
         color_shapes: ParamShapes,
         init_params: NeRFParams,
-        table_init: float = 1e-4,
+        table_init: float = TABLE_INIT,
     ) -> None:
         super().__init__()
         self.shape_trunk = _trunk(shape_dim, hidden, layers)
@@ -212,8 +230,8 @@ class HyperNetwork(nn.Module):
         tables = {"tables": table_shape}
         zero_tables = {"tables": torch.zeros(table_shape)}
         self.table_head = ParamHead(hidden, tables, zero_tables, weight_scale=table_init)
-        self.density_head = ParamHead(hidden, density_shapes, init_params, weight_scale=1e-3)
-        self.color_head = ParamHead(hidden, color_shapes, init_params, weight_scale=1e-3)
+        self.density_head = ParamHead(hidden, density_shapes, init_params, weight_scale=HEAD_INIT)
+        self.color_head = ParamHead(hidden, color_shapes, init_params, weight_scale=HEAD_INIT)
 
     def forward(self, codes: Codes) -> NeRFParams:
         """Codes of B objects -> {name: [B, ...]} parameters of B NeRFs."""

@@ -236,7 +236,7 @@ class OccupancyGrids(nn.Module):
 
         Derived from the densities once (after loading, or on another device), then kept up to date
         object by object in `update`: a step costs the same whatever N, and memory stays one bool
-        per cell (deriving all N grids at once took 3 float copies: 1.5 GB at 4,000 objects).
+        per cell (deriving all N grids at once would take 3 float copies: 1.5 GB at 4,000 objects).
         """
         if self._occupied is None or self._occupied.device != self.density.device:
             self._occupied = torch.empty(self.density.shape, dtype=torch.bool, device=self.density.device)

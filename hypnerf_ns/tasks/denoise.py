@@ -35,7 +35,7 @@ from hypnerf_ns.lib.rendering import render_views
 from hypnerf_ns.lib.views import load_posed_pixels, on_white
 from hypnerf_ns.method.model import HypNeRFModel
 from hypnerf_ns.nerf.latent_files import check_prior
-from hypnerf_ns.tasks.inversion import best_start, invert
+from hypnerf_ns.tasks.inversion import SEARCH_PIXELS, best_start, invert
 
 FORMAT = "hypnerf-denoiser"
 VERSION = 1
@@ -95,7 +95,7 @@ def training_pairs(
     views_per_inversion: int,
     steps: int,
     seed: int,
-    search_pixels: int = 4096,
+    search_pixels: int = SEARCH_PIXELS,
     on_object: Callable[[], None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(renders, ground truth), each [N, 4, H, W], of training objects given as (index in the

@@ -4,7 +4,7 @@ A NeRF's density is not a signed distance, so nerfstudio's `ns-export marching-c
 models only, CUDA only) does not apply. Here the density is sampled on a regular grid over the
 object box (no rendering), marching cubes extracts the level set at `level` (skimage), and each
 vertex is coloured by the colour MLP looking at it along its normal (the density gradient),
-i.e. from outside. On the CPU a 128^3 grid takes about a second.
+i.e. from outside.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hypnerf_ns.nerf.sampling import grid_points
 
 DEFAULT_LEVEL = 20.0
 """Density of the surface: a 1/128 step through it is 14 % opaque. Chosen on 6 dev chairs (test-view
-silhouette IoU 0.87-0.93 at 20, 0.74-0.89 at 10; 0.65-0.82 at 50 on 3 of them, before floater removal)."""
+silhouette IoU 0.87-0.93 at 20, 0.74-0.89 at 10; 0.65-0.82 at 50 on 3 of them, without floater removal)."""
 
 
 def density_grid(model: HypNeRFModel, params: NeRFParams, resolution: int, chunk: int = 262144) -> Tensor:
