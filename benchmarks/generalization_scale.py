@@ -1,21 +1,26 @@
-"""The scale study: does the prior generalize better with more training objects, at equal training time?
+"""The scale study: does the prior generalize better with more training objects, at equal training steps?
 
 For each N in `--counts`: a category of the 36 real dev chairs that are not held out (every 7th
 of the 42 is; `--real-objects` takes fewer, 0 for procedural chairs alone) plus procedural chairs
 (`hypnerf-ns data procedural`) up to N, the real ones drawn `--real-share` of the time; the
-default hyp-nerf config trained for `--minutes` (nerfstudio's Trainer, as `ns-train hyp-nerf`); the image
-encoder trained (`hypnerf-ns encoder train`); then
+default hyp-nerf config trained for `--steps` steps (nerfstudio's Trainer, as `ns-train hyp-nerf`); the
+image encoder trained (`hypnerf-ns encoder train`); then
 `hypnerf-ns eval --task generalization` on the 6 held-out real chairs from 1 and 3 views (`--views`).
-Each N's run lives in its own folder under `--workdir` and is reused when complete (a session
-that stops resumes with the next N).
+Each N's run lives in its own folder under `--workdir` and is reused when complete (a study that
+is stopped resumes with the next N). Every budget is a number of steps, so a row does not depend
+on the machine or on what else ran on it; the CPU time a run took is recorded beside it.
 
     python benchmarks/generalization_scale.py --procedural /work/data/procedural-chairs \\
-        --counts 36 300 1000 --minutes 20
+        --counts 36 300 1000 --steps 12000
 
 Writes benchmarks/results/generalization-scale.json ({"runs": [{"training_objects", "real",
-"procedural", "train_minutes", "train_steps", "views", "mirror", "refine", "procedural_colours", "kl_weight",
-"mean": {method: {"psnr", "ssim", "seconds"}}}]})
+"procedural", "train_steps", "train_cpu_minutes", "views", "mirror", "refine", "procedural_colours",
+"kl_weight", "optimisation_steps": {method: steps} (eval's), "mean": {method: {"psnr", "ssim", "seconds"}}}]})
 and a PNG plot of PSNR against N (runs with real chairs, mirrored or not as `--mirror` says).
+Older rows were trained for a budget of CPU time: they have "train_minutes" (that budget) instead of
+a step budget ("train_steps", where present, counts the steps it bought) and no "optimisation_steps"
+(eval's `scratch` then fitted for as long as `refined` took); they are kept, and told apart from
+step-budget rows (`budget_of`).
 """
 
 from __future__ import annotations
@@ -57,8 +62,9 @@ class Args:
     """Training objects N of each run (36 = the real ones alone)."""
     views: list[Literal[1, 3]] = field(default_factory=lambda: [1, 3])
     """Input-view counts to evaluate (1 and/or 3), in this order; rows of other view counts in `--output` are kept."""
-    minutes: float = 20.0
-    """Training time of every run (equal budgets)."""
+    steps: int = 12000
+    """Training steps of every run (equal budgets; a 25-CPU-minute budget of older rows bought 11,915
+    steps on 55 objects)."""
     real_objects: int | None = None
     """How many of the 36 real training chairs each run includes (all by default; 0: a prior of
     procedural chairs alone, whose run folder is n{N}-real0)."""
@@ -74,13 +80,15 @@ class Args:
     plot: Path = Path("benchmarks/results/generalization-scale.png")
     holdout_every: int = 7
     threads: int = 1
-    """torch threads of the run. Run one study at a time: on oversubscribed cores the CPU-time budget
-    buys far fewer steps (session 19: 2.8 steps per CPU-second with tests running alongside, 7.8 alone)."""
+    """torch threads of the run. The budget is in steps, so other work on the cores makes a run slower
+    but does not change what it trains (a CPU-time budget bought 2.8 steps per CPU-second with tests
+    running alongside, 7.8 alone)."""
     mirror: bool = False
     """Evaluate with `eval --mirror` (each input view's mirror image as one more input view); rows say which."""
     refine_steps: int | None = None
-    """`eval --refine-steps`: steps of `refined` fitting the NeRF through the hypernetwork (`scratch`
-    fits a NeRF from scratch for as long) per object; default eval's, 400 per input view."""
+    """`eval --refine-steps`: steps of `refined` fitting the NeRF through the hypernetwork per object
+    (`scratch` fits a NeRF from scratch for as many steps as `refined` takes in all); default eval's,
+    400 per input view."""
     search_pixels: int = 1024
     """Input pixels on which eval's `nearest` scores every training code (its cost grows with N)."""
     kl_weight: float | None = None
@@ -147,10 +155,10 @@ def procedural_colours(root: Path) -> str:
 
 
 def refine_label(steps: int) -> str:
-    """How `refined` was fitted, as rows record it (before session 12: the NeRF's own parameters for
-    a number of seconds, "own parameters, 15 s"; sessions 12-14 the table bias on every level,
-    "hypernetwork, 300 steps"; from session 15 the coarse levels, 300 steps per view at a constant
-    learning rate, then 400 with one decaying from 0.002, from session 19 from `REFINE_LR`)."""
+    """How `refined` was fitted, as rows record it. Older rows name earlier recipes: "own parameters,
+    15 s" (the NeRF's own parameters fitted for a number of seconds), "hypernetwork, 300 steps" (the
+    table bias on every level); of the "coarse tables" rows, those of 300 steps per view were fitted
+    at a constant learning rate, the others (as now) with one decaying from the rate named."""
     return f"hypernetwork, coarse tables, {steps} steps, lr {REFINE_LR:g}"
 
 
@@ -168,10 +176,9 @@ def heldout_of(args: Args, root: Path) -> Path:
 
 
 def train(args: Args, data: Path, run: Path) -> Path:
-    """Train for the budget of CPU time (`time.process_time`: not counting what other processes
-    take, though contention still costs steps, which rows record); save the checkpoint and config;
-    return the config path. A checkpoint and the CPU time spent are saved every `--save-minutes`,
-    and a stopped run resumes from them."""
+    """Train for `--steps` steps; save the checkpoint and config; return the config path. A
+    checkpoint, the last step and the CPU time spent (`time.process_time`, recorded, not a budget)
+    are saved every `--save-minutes`, and a stopped run resumes from them."""
     config = stepped_config(hyp_nerf.config, data, run, args.resolution_scale, args.seed)
     config.experiment_name = "study"
     if args.kl_weight is not None:
@@ -190,12 +197,12 @@ def train(args: Args, data: Path, run: Path) -> Path:
     config.save_config()
     last_save = time.perf_counter()
     with progress_bar(info=True) as progress:
-        task = progress.add_task(f"training on {data}", total=round(args.minutes * 60), completed=seconds, info="")
-        while seconds < args.minutes * 60:
+        task = progress.add_task(f"training on {data}", total=args.steps, completed=step, info="")
+        while step < args.steps:
             before = time.process_time()
             result = train_step(trainer, step)
             seconds += time.process_time() - before
-            progress.update(task, completed=min(seconds, args.minutes * 60), info=f"step {step} loss {result.loss:.4f}")
+            progress.update(task, completed=step + 1, info=f"step {step} loss {result.loss:.4f}")
             if time.perf_counter() - last_save > args.save_minutes * 60:
                 trainer.save_checkpoint(step)
                 write_text_atomic(progress_file, json.dumps({"cpu_seconds": seconds, "step": step}))
@@ -222,10 +229,9 @@ def run_one(args: Args, count: int) -> list[dict[str, Any]]:
         config_path = train(args, data, run)
         write_text_atomic(done, json.dumps({"wall_seconds": time.perf_counter() - start}))
     saved = json.loads((run / "train-progress.json").read_text())
-    trained = saved["cpu_seconds"] / 60
-    if not args.minutes <= trained < args.minutes + 1:  # its rows would be labelled with the wrong time
+    if saved["step"] + 1 != args.steps:  # its rows would be labelled with the wrong budget
         raise SystemExit(
-            f"{run} trained for {trained:.1f} CPU-minutes, not --minutes {args.minutes:g}: use another --workdir"
+            f"{run} trained for {saved['step'] + 1} steps, not --steps {args.steps}: use another --workdir"
         )
     if not (config_path.parent / "encoder.pt").is_file():
         entrypoint(
@@ -249,7 +255,8 @@ def run_one(args: Args, count: int) -> list[dict[str, Any]]:
             run
             / f"generalization-{views}view{'-mirror' if args.mirror else ''}-refine{refine_steps}-lr{REFINE_LR:g}.json"
         )
-        if not report_path.is_file():
+        if not report_path.is_file() or "optimisation_steps" not in json.loads(report_path.read_text()):
+            # (an older report, whose `scratch` fitted for a time, is made again)
             entrypoint(
                 [
                     "eval",
@@ -277,13 +284,14 @@ def run_one(args: Args, count: int) -> list[dict[str, Any]]:
             {
                 "training_objects": count,
                 **composition,
-                "train_minutes": args.minutes,
-                "train_steps": saved["step"] + 1,
+                "train_steps": args.steps,
+                "train_cpu_minutes": round(saved["cpu_seconds"] / 60, 1),
                 "views": views,
                 "mirror": args.mirror,
                 "refine": refine_label(refine_steps),
                 "procedural_colours": colours,
                 "kl_weight": kl_weight_of(args),
+                "optimisation_steps": report["optimisation_steps"],
                 "mean": mean,
             }
         )
@@ -297,10 +305,10 @@ def plot(
     refinement: dict[int, str],
     colours: str,
     kl_weight: float,
-    minutes: float,
+    steps: int,
 ) -> None:
     """PSNR against N, one line per method and number of input views (the runs with real chairs,
-    trained for `minutes` with `kl_weight`, evaluated with or without mirrored input views and
+    trained for `steps` steps with `kl_weight`, evaluated with or without mirrored input views and
     refined as `refinement` says per number of input views, procedural chairs coloured as `colours` says)."""
     import matplotlib
 
@@ -314,13 +322,13 @@ def plot(
             "mirror": mirror,
             "refine": refinement[views],
             "kl_weight": kl_weight,
-            "train_minutes": minutes,
         }
         chosen = sorted(
             (
                 r
                 for r in rows
                 if all(r[k] == v for k, v in wanted.items())
+                and budget_of(r) == step_budget(steps)
                 and r["real"] > 0
                 and r["procedural_colours"] in (colours, "none")
             ),
@@ -340,27 +348,42 @@ def plot(
         )
         axis.set_title(
             f"{views} input view{'s' if views > 1 else ''}{' + mirrored' if mirror else ''}, 6 unseen real chairs\n"
-            f"{minutes:g} CPU-minutes of training\n(refined: {refinement[views]})",
+            f"{steps:,} training steps\n(refined: {refinement[views]})",
             fontsize=10,
         )
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("test-view PSNR (dB), 64 px")
-    axes[1].legend(fontsize=8)
+    labelled = [axis for axis in axes if axis.lines]  # one legend, on the right-most plot with lines
+    if labelled:
+        labelled[-1].legend(fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
 
 
+def step_budget(steps: int) -> str:
+    """`budget_of` a row trained for `steps` steps."""
+    return f"{steps} steps"
+
+
+def budget_of(row: dict[str, Any]) -> str:
+    """A row's training budget: "N steps", or for older rows, trained for a budget of CPU time,
+    "M CPU-minutes" (their "train_steps", where present, counts the steps that time bought)."""
+    if "train_minutes" in row:
+        return f"{row['train_minutes']:g} CPU-minutes"
+    return step_budget(row["train_steps"])
+
+
 def merged_rows(path: Path, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows already in `path` (other N, real objects, training time, views, mirroring, refinement,
+    """The rows already in `path` (other N, real objects, training budget, views, mirroring, refinement,
     KL weight or procedural colouring, e.g. from a run in another process) with `new` replacing those
     that agree on all of them."""
 
-    def key(row: dict[str, Any]) -> tuple[int, int, float, int, bool, str, str, float]:
+    def key(row: dict[str, Any]) -> tuple[int, int, str, int, bool, str, str, float]:
         return (
             row["training_objects"],
             row["real"],
-            row["train_minutes"],
+            budget_of(row),
             row["views"],
             row["mirror"],
             row["refine"],
@@ -386,17 +409,17 @@ def main(args: Args) -> None:
             refinement,
             procedural_colours(args.procedural),
             kl_weight_of(args),
-            args.minutes,
+            args.steps,
         )
     table = Table(title="generalization against training objects")
     methods = sorted({m for r in rows for m in r["mean"]})
-    for column in ("N", "real", "minutes", "steps", "views", "mirror", "refine", "procedural colours", *methods):
+    for column in ("N", "real", "budget", "steps", "views", "mirror", "refine", "procedural colours", *methods):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
             str(r["training_objects"]),
             str(r["real"]),
-            f"{r['train_minutes']:g}",
+            budget_of(r),
             str(r.get("train_steps", "-")),
             str(r["views"]),
             "yes" if r["mirror"] else "no",

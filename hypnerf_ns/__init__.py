@@ -1,3 +1,5 @@
 """hypnerf-ns: HyP-NeRF category priors as a nerfstudio method."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("hypnerf-ns")  # pyproject.toml's, the one place it is written

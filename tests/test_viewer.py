@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import msgspec
@@ -25,10 +26,11 @@ class ViserClient:
     def __init__(self, url: str, timeout: float) -> None:
         from websockets.sync.client import connect
 
+        self._connection = ExitStack()  # the connection as a context manager, closed by `close`
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.socket = connect(url, max_size=None, open_timeout=5)
+                self.socket = self._connection.enter_context(connect(url, max_size=None, open_timeout=5))
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -103,7 +105,7 @@ class ViserClient:
         )
 
     def close(self) -> None:
-        self.socket.close()
+        self._connection.close()
 
 
 @pytest.fixture

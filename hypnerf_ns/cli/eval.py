@@ -28,6 +28,7 @@ from hypnerf_ns.tasks.evaluation import (
     RetrievalEvaluator,
     generalization_of,
     mean_over,
+    optimisation_steps,
     reconstruction_of,
 )
 from hypnerf_ns.tasks.inversion import refine_steps_for
@@ -54,9 +55,11 @@ class Eval:
     """generalization: inversion steps per object."""
     refine_steps: int | None = None
     """generalization: steps of `refined` fitting the NeRF to the input views after inversion
-    (tasks.inversion.refine); default `tasks.inversion.REFINE_STEPS_PER_VIEW` (400) per input view
-    (before session 15's decaying learning rate, 600 steps overfit one view; from three, 900 gained
-    1 dB over 300)."""
+    (tasks.inversion.refine); default `tasks.inversion.REFINE_STEPS_PER_VIEW` (400) per input view:
+    more views take more steps before they overfit."""
+    scratch_steps: int | None = None
+    """generalization: steps of `scratch` fitting a NeRF to the input views from scratch; default as many
+    as `refined` takes (`--steps` + the refine steps)."""
     finetune: bool = False
     """generalization: also denoise-and-finetune (needs `hypnerf-ns denoiser train`), its ablation
     without the denoiser, and the see-through consistency of the NeRFs."""
@@ -88,6 +91,9 @@ class Eval:
             details["start"] = "encoder" if encoder is not None else "nearest"
             refine_steps = refine_steps_for(len(self.input_views), self.refine_steps)
             details["refine_steps"] = refine_steps
+            details["optimisation_steps"] = optimisation_steps(
+                self.steps, refine_steps, self.scratch_steps, finetune_steps
+            )
             entries, evaluate = (
                 unseen,
                 lambda e: generalization_of(
@@ -102,6 +108,7 @@ class Eval:
                     encoder,
                     self.search_pixels,
                     self.mirror,
+                    self.scratch_steps,
                 ),
             )
             details["input_views"] = list(self.input_views)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics.functional import structural_similarity_index_measure
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 from hypnerf_ns.lib.rendering import render_pixels
 from hypnerf_ns.lib.views import PosedPixels, on_white

@@ -12,10 +12,13 @@ lets them load under torch's `weights_only` default (torch >= 2.6).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -25,9 +28,16 @@ from hypnerf_ns.errors import InputError
 CHECKPOINT_NAME = re.compile(r"step-(\d+)\.ckpt")
 
 
+def numpy_multiarray() -> ModuleType:
+    """numpy's `multiarray` module without a deprecation warning: `numpy._core` (numpy >= 2, and an
+    alias in 1.26) where it exists, else `numpy.core` (`np.core` warns from numpy 2 on)."""
+    name = "numpy._core" if importlib.util.find_spec("numpy._core") is not None else "numpy.core"
+    return importlib.import_module(f"{name}.multiarray")
+
+
 def allow_numpy_scalars_in_checkpoints() -> None:
     """Register numpy's scalar reconstructor and dtypes as safe for `torch.load(weights_only=True)`."""
-    scalar = np.core.multiarray.scalar  # type: ignore[attr-defined]  # pickle's reconstructor: not in numpy's stubs
+    scalar = numpy_multiarray().scalar  # pickle's reconstructor of numpy scalars
     safe = [scalar, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32))]
     torch.serialization.add_safe_globals(safe)
 

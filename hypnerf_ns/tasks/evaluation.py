@@ -1,7 +1,9 @@
 """`hypnerf-ns eval`: the paper's tasks on a trained prior, with baselines on the same views.
 
 Every task writes {"task", "checkpoint", "objects": {id: {method: {metric: value}}}, "mean":
-{method: {metric: value}}, "seconds", ...task details} and prints a table.
+{method: {metric: value}}, "seconds", ...task details} and prints a table. Methods that optimise
+get budgets in steps, never in seconds, so their results do not depend on the machine or its load;
+`generalization` records each one's ("optimisation_steps": {method: steps}, `optimisation_steps`).
 
 `generalization` (objects of `--data` the prior never saw, from k input views; PSNR / SSIM over
 all their test views on white, seconds per object):
@@ -13,8 +15,8 @@ all their test views on white, seconds per object):
               hypernetwork for `--refine-steps` (`inversion.refine`, pivotal tuning)
 - `nearest`:  the training object whose code best renders the input views, no optimisation
 - `mean`:     the mean of the training codes
-- `scratch`:  the same small NeRF fitted to the input views from scratch, for as long as
-              `refined` took on that object
+- `scratch`:  the same small NeRF fitted to the input views from scratch, by default for as many
+              optimisation steps as `refined` takes (inversion + refinement; `--scratch-steps`)
 - with `--finetune`: `finetuned`, `refined` then denoise-and-finetune (finetune.py) for
   `--finetune-steps`; `distilled`, the same without the denoiser (the NeRF refitted on its own
   renders and the inputs); and `see_through` (view consistency, lower is better) of the NeRFs
@@ -70,6 +72,7 @@ def generalization_of(
     encoder: ImageEncoder | None = None,
     search_pixels: int = 4096,
     mirror: bool = False,
+    scratch_steps: int | None = None,
 ) -> Results:
     """Every method's test-view metrics for one unseen object from input views `views`; with an
     `encoder`, also its codes straight from the views (`encoder`), which then start the inversion
@@ -77,7 +80,8 @@ def generalization_of(
     of the refined NeRF (`finetuned`), its ablation without the denoiser (`distilled`), and the see-through
     consistency of those and of `prior`, `refined`. `nearest` scores every training code on
     `search_pixels` of the input pixels. With `mirror`, every method also gets the input views'
-    mirror images (`views.mirrored`: the category's left-right symmetry)."""
+    mirror images (`views.mirrored`: the category's left-right symmetry). `scratch` fits for
+    `scratch_steps` steps, by default as many as `refined` takes (`steps` + `refine_steps`)."""
     pixels = load_posed_pixels(folder, "train", views, scale, model.device, mirror)
     test = load_posed_pixels(folder, "test", None, scale, model.device)
     results: Results = {}
@@ -103,7 +107,8 @@ def generalization_of(
     refined_seconds = prior_seconds + time.perf_counter() - refine_start
     results["refined"] = {**score_nerf(model, refined, test)[0], "seconds": refined_seconds}
     scratch_start = time.perf_counter()
-    scratch = fit_from_scratch(model, pixels, steps=10**9, seconds=refined_seconds)
+    scratch_steps = scratch_steps_for(steps, refine_steps, scratch_steps)
+    scratch = fit_from_scratch(model, pixels, steps=scratch_steps)
     results["scratch"] = {**score_nerf(model, scratch, test)[0], "seconds": time.perf_counter() - scratch_start}
     if finetune_steps is not None:
         with torch.no_grad():
@@ -121,6 +126,29 @@ def generalization_of(
         for name, params in compared.items():
             results[name]["see_through"] = consistency(model, params, test)
     return results
+
+
+def scratch_steps_for(steps: int, refine_steps: int, scratch_steps: int | None = None) -> int:
+    """Steps of the `scratch` baseline: `scratch_steps`, else as many as `refined` takes (its
+    `steps` of inversion, then `refine_steps` of refinement)."""
+    return steps + refine_steps if scratch_steps is None else scratch_steps
+
+
+def optimisation_steps(
+    steps: int, refine_steps: int, scratch_steps: int | None = None, finetune_steps: int | None = None
+) -> dict[str, int]:
+    """Optimisation steps behind each optimised method of `generalization_of` (with the same
+    arguments), counting those of the method it starts from: `prior` inverts, `refined` refines
+    `prior`, `finetuned` / `distilled` finetune `refined`. `nearest`, `mean` and `encoder` do not
+    optimise."""
+    counts = {
+        "prior": steps,
+        "refined": steps + refine_steps,
+        "scratch": scratch_steps_for(steps, refine_steps, scratch_steps),
+    }
+    if finetune_steps is not None:
+        counts |= {"finetuned": counts["refined"] + finetune_steps, "distilled": counts["refined"] + finetune_steps}
+    return counts
 
 
 def reconstruction_of(model: HypNeRFModel, folder: Path, object_id: str, scale: float) -> Results:
