@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from PIL import Image, ImageSequence
 
 from hypnerf_ns.cli import entrypoint
 from hypnerf_ns.errors import InputError
@@ -269,7 +270,6 @@ def test_ns_render_interpolate_writes_a_video_of_the_selection(
 
 def test_render_turntable_morph_and_sheet(trained, tmp_path: Path) -> None:
     import mediapy
-    from PIL import Image
 
     config, trainer, _ = trained
     model = trainer.pipeline.model
@@ -328,6 +328,27 @@ def test_render_turntable_morph_and_sheet(trained, tmp_path: Path) -> None:
 
     assert distance(morph[0], a[0]) < 0.5 * distance(morph[0], b[0])
     assert distance(morph[-1], b[-1]) < 0.5 * distance(morph[-1], a[-1])
+
+    # An animated WebP (Pillow, no ffmpeg): the same frames, looping.
+    animated_path = tmp_path / "a.webp"
+    entrypoint(
+        [
+            "render",
+            "turntable",
+            "--load-config",
+            config_path,
+            "--object",
+            first,
+            "--output",
+            str(animated_path),
+            *common,
+        ]
+    )
+    with Image.open(animated_path) as animated:
+        assert animated.info.get("loop") == 0
+        frames = np.stack([np.asarray(frame.convert("RGB"), dtype=float) for frame in ImageSequence.Iterator(animated)])
+    assert frames.shape == (4, 32, 32, 3)
+    assert distance(frames, a) < 0.2 * distance(a, b), "the turntable's frames, up to lossy coding"
 
     entrypoint(
         [

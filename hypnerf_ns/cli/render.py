@@ -36,7 +36,7 @@ class Turntable:
 
     load_config: Path
     output: Path
-    """The mp4 to write."""
+    """The video to write: .mp4 (ffmpeg), or .gif / .webp (an animated image)."""
     nerf: tyro.conf.OmitArgPrefixes[NeRFChoice] = field(default_factory=NeRFChoice)
     video: tyro.conf.OmitArgPrefixes[TurntableOptions] = field(default_factory=TurntableOptions)
 

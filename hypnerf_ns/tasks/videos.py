@@ -1,5 +1,6 @@
 """Videos of generated NeRFs: frames rendered straight from NeRF parameters (no nerfstudio
-pipeline), on white, written as H.264 mp4 through ffmpeg (`hypnerf-ns render`, `hypnerf-ns text`)."""
+pipeline), on white, written as H.264 mp4 through ffmpeg, or as an animated GIF / WebP
+(`hypnerf-ns render`, `hypnerf-ns text`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from nerfstudio.cameras.cameras import Cameras
+from PIL import Image
 from rich.console import Console
 
 from hypnerf_ns.errors import InputError
@@ -24,8 +26,25 @@ from hypnerf_ns.progress import progress_bar
 CONSOLE = Console()
 
 
+ANIMATED_IMAGE_SUFFIXES = (".gif", ".webp")
+"""Outputs written as animated images (Pillow, no ffmpeg), small enough for a web page or README."""
+
+
 def write_video(frames: list[np.ndarray], path: Path, fps: int) -> None:
-    """An mp4 (H.264 through ffmpeg) of frames [H, W, 3] uint8, written to a temporary name and renamed."""
+    """Frames [H, W, 3] uint8 as a video at `path`, written to a temporary name and renamed: an
+    animated image looping forever if the suffix is .gif or .webp, else an mp4 (H.264 through ffmpeg)."""
+    if path.suffix.lower() in ANIMATED_IMAGE_SUFFIXES:
+        images = [Image.fromarray(frame) for frame in frames]
+        with atomic_output(path) as temporary:
+            images[0].save(
+                temporary,
+                format=path.suffix[1:].upper(),
+                save_all=True,
+                append_images=images[1:],
+                duration=round(1000 / fps),
+                loop=0,
+            )
+        return
     import mediapy
 
     try:
