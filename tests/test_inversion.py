@@ -179,21 +179,10 @@ def test_eval_generalization_writes_the_schema(trained, three_chairs: Path, unse
     for folder in [*(three_chairs / o for o in trainer.pipeline.model.object_ids), unseen_chair]:
         (root / folder.name).symlink_to(folder)
     output = tmp_path / "generalization.json"
-    entrypoint(
-        [
-            "eval",
-            "--load-config",
-            str(config.get_base_dir() / "config.yml"),
-            "--data",
-            str(root),
-            "--output",
-            str(output),
-            "--steps",
-            "3",
-            "--refine-steps",
-            "20",
-        ]
-    )
+    config_path = str(config.get_base_dir() / "config.yml")
+    command = ["eval", "--load-config", config_path, "--data", str(root), "--output", str(output), "--steps", "3"]
+    command += ["--refine-steps", "20"]
+    entrypoint(command)
     report = json.loads(output.read_text())
     assert (
         report["task"] == "generalization"
@@ -207,22 +196,7 @@ def test_eval_generalization_writes_the_schema(trained, three_chairs: Path, unse
         assert np.isfinite(result["psnr"]) and 0 < result["ssim"] <= 1
         assert report["mean"][method]["psnr"] == pytest.approx(result["psnr"])
     assert report["mirror"] is False
-    entrypoint(
-        [
-            "eval",
-            "--load-config",
-            str(config.get_base_dir() / "config.yml"),
-            "--data",
-            str(root),
-            "--output",
-            str(output),
-            "--steps",
-            "3",
-            "--refine-steps",
-            "20",
-            "--mirror",
-        ]
-    )
+    entrypoint([*command, "--mirror"])
     mirrored_report = json.loads(output.read_text())
     assert mirrored_report["mirror"] is True and all(
         np.isfinite(mirrored_report["mean"][m]["psnr"]) for m in ("prior", "refined", "scratch")
