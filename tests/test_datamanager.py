@@ -57,18 +57,50 @@ def test_batches_group_rays_by_object_from_lazily_read_images(three_chairs: Path
     assert set(objects_of_image[batch["indices"][:, 0]].tolist()) == {1}, "rank 1 of 2 draws only object 1 of three"
 
 
-def test_an_image_of_another_size_is_named_when_first_read(tiny_category: Path, tmp_path: Path) -> None:
-    import pytest
+def test_bad_views_are_skipped_with_one_warning_naming_each(
+    tiny_category: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A view of another size or an unreadable one is skipped when first read, with one warning naming
+    the file, and never drawn again; training goes on; an object left without views stops it."""
     from PIL import Image
 
     from hypnerf_ns.errors import InputError
 
     Image.new("RGBA", (6, 6)).save(tiny_category / "red" / "train" / "r_2.png")  # the others are 8x8
+    (tiny_category / "blue" / "train" / "r_1.png").write_bytes(b"not a png")
     config = small_config(tiny_category, tmp_path, steps=1, scale=1.0)
     config.pipeline.datamanager.pixel_sampler.objects_per_batch = 2
     datamanager = config.pipeline.datamanager.setup(
         device="cpu", test_mode="val", world_size=1, local_rank=0
     )  # only first images are opened here
-    with pytest.raises(InputError, match=r"red/train/r_2.png: image is 6x6 .* are 8x8"):
-        for _ in range(20):  # a batch reads every view of both objects (3 each)
-            datamanager.next_train(0)
+    for step in range(10):  # a batch reads every view of both objects (3 each)
+        _, batch = datamanager.next_train(step)
+        assert batch["image"].shape == (1536, 4)
+    warnings = " ".join(capsys.readouterr().err.split())
+    assert "red/train/r_2.png: image is 6x6" in warnings and "blue/train/r_1.png: not a readable image" in warnings
+    assert warnings.count("warning: skipping") == 2, "each bad view is named once"
+    skipped = sorted(str(path.relative_to(tiny_category)) for path in datamanager.skipped_views)
+    assert skipped == ["blue/train/r_1.png", "red/train/r_2.png"]
+    assert [len(views) for views in datamanager.views_of_object] == [2, 2]
+
+    for k in (0, 1):  # the red square's last good views broken too
+        (tiny_category / "red" / "train" / f"r_{k}.png").write_bytes(b"not a png")
+    datamanager.train_images.images.clear()  # read again from disk
+    with pytest.raises(InputError, match=r"red: no training view of this object can be read"):
+        for step in range(10):
+            datamanager.next_train(step)
+
+
+@pytest.mark.slow
+def test_training_reports_the_skipped_views_at_its_end(
+    tiny_category: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tiny_category / "blue" / "train" / "r_1.png").write_bytes(b"not a png")
+    config = small_config(tiny_category, tmp_path, steps=30, scale=1.0)
+    config.pipeline.datamanager.pixel_sampler.objects_per_batch = 2
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    trainer.train()
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "skipped 1 training view(s), unreadable or of the wrong size:" in printed
+    assert "blue/train/r_1.png" in printed.split("wrong size:")[-1]

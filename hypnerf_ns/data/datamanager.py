@@ -26,11 +26,14 @@ from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, Va
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.data.pixel_samplers import PixelSampler, PixelSamplerConfig
 from nerfstudio.model_components.ray_generators import RayGenerator
+from rich.console import Console
 from torch import Tensor
 
 from hypnerf_ns.data.dataparser import DEFAULT_DATA, CategoryDataParserConfig
 from hypnerf_ns.data.furniture import prepare_default_category
 from hypnerf_ns.errors import InputError
+
+CONSOLE = Console(stderr=True)
 
 
 @dataclass
@@ -192,21 +195,50 @@ class CategoryDataManager(VanillaDataManager):
         object_of_image = sampler.object_index_of_image
         order = torch.argsort(object_of_image, stable=True)
         self.views_of_object: list[Tensor] = list(torch.split(order, torch.bincount(object_of_image).tolist()))
+        self.skipped_views: list[Path] = []
+        """Files of the training views skipped so far (unreadable, or of the wrong size)."""
 
     def next_train(self, step: int) -> tuple[RayBundle, dict]:
         """Rays [R] of `objects_per_batch` objects of this process's shard, from `views_per_object`
-        random views each, grouped by object; and their batch ({"image": [R, C], "indices": [R, 3]})."""
+        random views each, grouped by object; and their batch ({"image": [R, C], "indices": [R, 3]}).
+        A view that cannot be read is skipped from then on (`skip_view`)."""
         self.train_count += 1
         sampler = self.train_pixel_sampler
         assert isinstance(sampler, ObjectBatchPixelSampler)
-        views = []
+        views, images = [], []
         for k in sampler.choose_objects(len(self.views_of_object)).tolist():
-            own = self.views_of_object[k]
-            views.append(own[torch.randperm(len(own))[: self.config.views_per_object]])
-        image_idx = torch.cat(views)
-        images = torch.stack([self.train_images[i] for i in image_idx.tolist()]).to(self.device).float() / 255.0
-        batch = sampler.sample({"image": images, "image_idx": image_idx})
+            read: list[tuple[int, Tensor]] = []
+            while not read:  # views drawn again while every drawn one was unreadable
+                own = self.views_of_object[k]
+                drawn = own[torch.randperm(len(own))[: self.config.views_per_object]].tolist()
+                read = [(i, image) for i in drawn if (image := self.read_view(k, i)) is not None]
+            views += [i for i, _ in read]
+            images += [image for _, image in read]
+        image_idx = torch.tensor(views, dtype=torch.long)
+        batch = sampler.sample({"image": torch.stack(images).to(self.device).float() / 255.0, "image_idx": image_idx})
         return self.train_ray_generator(batch["indices"]), batch
+
+    def read_view(self, object_index: int, image_index: int) -> Tensor | None:
+        """Training image `image_index` (of object `object_index`), uint8 [H, W, C]; None if it
+        cannot be read or has the wrong size, after `skip_view`."""
+        try:
+            return self.train_images[image_index]
+        except InputError as error:
+            self.skip_view(object_index, image_index, error)
+            return None
+
+    def skip_view(self, object_index: int, image_index: int, error: InputError) -> None:
+        """Leave a bad view out of training from now on, with one warning line naming the file; an
+        object left without views stops training with an InputError naming its folder."""
+        own = self.views_of_object[object_index]
+        self.views_of_object[object_index] = own[own != image_index]
+        self.skipped_views.append(error.path)
+        CONSOLE.print(
+            f"warning: skipping {error.path}: {error.problem} ({len(self.skipped_views)} views skipped so far)",
+            soft_wrap=True,
+        )
+        if len(self.views_of_object[object_index]) == 0:
+            raise InputError(error.path.parent.parent, "no training view of this object can be read")
 
     def _get_pixel_sampler(self, dataset, num_rays_per_batch: int) -> ObjectBatchPixelSampler:
         object_index = torch.tensor(dataset.metadata["object_index_of_image"], dtype=torch.long)

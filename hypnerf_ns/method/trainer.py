@@ -23,6 +23,9 @@ from hypnerf_ns.files import save_torch_atomic
 from hypnerf_ns.method.checkpoints import checkpoint_path, newest_complete_step
 from hypnerf_ns.nerf.cpu_kernels import flush_denormals
 
+SKIPPED_SHOWN = 10
+"""Skipped views named in the end-of-training summary (each was named in a warning when skipped)."""
+
 
 @dataclass
 class HypNeRFTrainerConfig(TrainerConfig):
@@ -32,7 +35,8 @@ class HypNeRFTrainerConfig(TrainerConfig):
 
 
 class HypNeRFTrainer(Trainer):
-    """Trains on the CPU when the configured CUDA device is not there (denormals flushed); saves and resumes safely."""
+    """Trains on the CPU when the configured CUDA device is not there (denormals flushed); saves and resumes
+    safely; reports the training views skipped as unreadable."""
 
     def __init__(self, config: TrainerConfig, *args: Any, **kwargs: Any) -> None:
         if config.machine.device_type == "cuda" and not torch.cuda.is_available():
@@ -45,6 +49,14 @@ class HypNeRFTrainer(Trainer):
         super().setup(test_mode)
         if self.device == "cpu":
             flush_denormals()
+
+    def train(self) -> None:
+        """As nerfstudio's; at the end, how many training views were skipped as unreadable, and which."""
+        super().train()
+        skipped = getattr(self.pipeline.datamanager, "skipped_views", [])
+        if skipped:
+            shown = ", ".join(map(str, skipped[:SKIPPED_SHOWN])) + (", ..." if len(skipped) > SKIPPED_SHOWN else "")
+            CONSOLE.print(f"skipped {len(skipped)} training view(s), unreadable or of the wrong size: {shown}")
 
     def _load_checkpoint(self) -> None:
         """As nerfstudio's, but `--load-dir` without `--load-step` takes the newest *complete* checkpoint."""
