@@ -25,6 +25,7 @@ from PIL import Image
 from hypnerf_ns.cli import entrypoint
 from hypnerf_ns.data.preview import save_png, tile
 from hypnerf_ns.files import write_text_atomic
+from hypnerf_ns.lib.views import on_white, read_rgba
 
 NOVEL_VIEWS = (1, 3, 6)
 """Test views shown per object (of the category's 8), spread around the object."""
@@ -45,12 +46,11 @@ class Args:
     samples: int = 16
 
 
-def on_white(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """An RGBA view composited on white and resized to `size` (width, height): uint8 [H, W, 3]."""
-    with Image.open(path) as image:
-        rgba = image.convert("RGBA")
-    white = Image.new("RGBA", rgba.size, "white")
-    return np.asarray(Image.alpha_composite(white, rgba).convert("RGB").resize(size, Image.Resampling.LANCZOS))
+def view_on_white(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """A view read as the evaluation reads its ground truth (`read_rgba`, `on_white`) at the renders'
+    `size` (width, height): uint8 [H, W, 3]."""
+    rgb = on_white(read_rgba(path, (size[1], size[0])))
+    return (rgb.numpy() * 255).round().astype(np.uint8)
 
 
 def one_view_row(args: Args, object_id: str) -> tuple[list[np.ndarray], list[str], dict]:
@@ -64,11 +64,11 @@ def one_view_row(args: Args, object_id: str) -> tuple[list[np.ndarray], list[str
     metrics = json.loads((work / "metrics.json").read_text())
     with Image.open(work / "renders" / "test_0.png") as first:
         size = first.size
-    images, labels = [on_white(folder / "train" / "r_0.png", size)], ["input"]
+    images, labels = [view_on_white(folder / "train" / "r_0.png", size)], ["input"]
     for k in NOVEL_VIEWS:
         with Image.open(work / "renders" / f"test_{k}.png") as render:
             images.append(np.asarray(render.convert("RGB")))
-        images.append(on_white(folder / "test" / f"r_{k}.png", size))
+        images.append(view_on_white(folder / "test" / f"r_{k}.png", size))
         labels += ["ours", "truth"]
     return images, labels, {"object": object_id, "command": "hypnerf-ns " + " ".join(command), **metrics}
 

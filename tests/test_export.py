@@ -276,47 +276,13 @@ def test_render_turntable_morph_and_sheet(trained, tmp_path: Path) -> None:
     config_path = str(config.get_base_dir() / "config.yml")
     first, last = model.object_ids[0], model.object_ids[2]
     common = ["--frames", "4", "--resolution", "32", "--fps", "4"]
-    entrypoint(
-        [
-            "render",
-            "turntable",
-            "--load-config",
-            config_path,
-            "--object",
-            first,
-            "--output",
-            str(tmp_path / "a.mp4"),
-            *common,
-        ]
-    )
-    entrypoint(
-        [
-            "render",
-            "turntable",
-            "--load-config",
-            config_path,
-            "--object",
-            last,
-            "--output",
-            str(tmp_path / "b.mp4"),
-            *common,
-        ]
-    )
-    entrypoint(
-        [
-            "render",
-            "morph",
-            "--load-config",
-            config_path,
-            "--start",
-            first,
-            "--end",
-            last,
-            "--output",
-            str(tmp_path / "morph.mp4"),
-            *common,
-        ]
-    )
+
+    def render(verb: str, *choice: str, output: str) -> None:
+        entrypoint(["render", verb, "--load-config", config_path, *choice, "--output", str(tmp_path / output), *common])
+
+    render("turntable", "--object", first, output="a.mp4")
+    render("turntable", "--object", last, output="b.mp4")
+    render("morph", "--start", first, "--end", last, output="morph.mp4")
     a, b, morph = (mediapy.read_video(str(tmp_path / name)).astype(float) for name in ("a.mp4", "b.mp4", "morph.mp4"))
     assert a.shape == b.shape == morph.shape == (4, 32, 32, 3)
     assert np.abs(a - b).mean() > 3, "two different chairs"
@@ -330,21 +296,8 @@ def test_render_turntable_morph_and_sheet(trained, tmp_path: Path) -> None:
     assert distance(morph[-1], b[-1]) < 0.5 * distance(morph[-1], a[-1])
 
     # An animated WebP (Pillow, no ffmpeg): the same frames, looping.
-    animated_path = tmp_path / "a.webp"
-    entrypoint(
-        [
-            "render",
-            "turntable",
-            "--load-config",
-            config_path,
-            "--object",
-            first,
-            "--output",
-            str(animated_path),
-            *common,
-        ]
-    )
-    with Image.open(animated_path) as animated:
+    render("turntable", "--object", first, output="a.webp")
+    with Image.open(tmp_path / "a.webp") as animated:
         assert animated.info.get("loop") == 0
         frames = np.stack([np.asarray(frame.convert("RGB"), dtype=float) for frame in ImageSequence.Iterator(animated)])
     assert frames.shape == (4, 32, 32, 3)

@@ -26,8 +26,7 @@ def occupancy_for(model: HypNeRFModel, params: NeRFParams) -> Tensor:
     builds them: G = `occupancy_resolution`, the training grids' density threshold."""
     config = model.config
     threshold = density_threshold(config.occupancy_alpha_threshold, config.render_step_size)
-    detached = {name: value.detach() for name, value in params.items()}
-    return occupancy_grids(model.field, detached, config.occupancy_resolution, threshold)
+    return occupancy_grids(model.field, params, config.occupancy_resolution, threshold)
 
 
 def render_nerf(

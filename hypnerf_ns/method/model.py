@@ -124,9 +124,8 @@ class HypNeRFModel(Model):
         )
         threshold = density_threshold(cfg.occupancy_alpha_threshold, cfg.render_step_size)
         self.occupancy = OccupancyGrids(len(self.object_ids), cfg.occupancy_resolution, aabb, threshold)
-        self.renderer_rgb = RGBRenderer(
-            background_color="random"
-        )  # nerfstudio's ns-export and evaluation blend with it
+        # Not used to render: nerfstudio's ns-export and evaluation blend backgrounds with it.
+        self.renderer_rgb = RGBRenderer(background_color="random")
         self.controls = ObjectControls(
             self.codebook, self.hypernetwork, self.object_ids, cfg.active_object, cfg.text_mapping
         )

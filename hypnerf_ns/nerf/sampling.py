@@ -216,15 +216,11 @@ class OccupancyGrids(nn.Module):
         self.register_buffer("updated", torch.zeros(num_objects, dtype=torch.bool))
         self._occupied: Tensor | None = None
 
-    def cell_points(self, num_grids: int, jitter: bool) -> Tensor:
-        """[num_grids, G^3, 3] world positions in every cell of these grids (`grid_points`)."""
-        return grid_points(self.aabb, self.resolution, num_grids, jitter)
-
     @torch.no_grad()
     def update(self, objects: Tensor, density_fn: Callable[[Tensor], Tensor]) -> None:
         """Refresh the grids of `objects` ([K] long); density_fn maps [K, G^3, 3] points to [K, G^3]."""
         g = self.resolution
-        measured = density_fn(self.cell_points(len(objects), jitter=True)).reshape(-1, g, g, g)
+        measured = density_fn(grid_points(self.aabb, g, len(objects), jitter=True)).reshape(-1, g, g, g)
         previous = torch.where(self.updated[objects, None, None, None], self.density[objects] * self.decay, 0.0)
         self.density[objects] = torch.maximum(previous, measured)
         self.updated[objects] = True
